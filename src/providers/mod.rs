@@ -1,0 +1,106 @@
+//! The provider seam: one upstream API per implementation, each turning a chat request into a
+//! stream of native events. Adapters keep their wire types private and convert one upstream
+//! event at a time with a pure function, unit-tested on fixtures.
+
+mod error;
+mod lines;
+mod mock;
+mod openai;
+mod registry;
+
+pub use error::{ProviderError, ProviderErrorKind};
+pub use lines::{LineError, split_lines};
+pub use mock::{MockModel, MockProvider};
+pub use openai::{OpenAiConfig, OpenAiProvider};
+pub use registry::{ModelNotFound, Providers, Resolved};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::event::EventBody;
+
+/// A chat request as clients send it (OpenAI shape). Fields tokenrelay does not interpret are
+/// kept in `extra` and passed to OpenAI-compatible upstreams unchanged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<MessageContent>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A message's content: plain text or an array of typed parts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StreamOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_usage: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ChatRequest {
+    pub fn wants_stream(&self) -> bool {
+        self.stream.unwrap_or(false)
+    }
+
+    pub fn wants_usage_chunk(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+}
+
+/// What a provider stream yields.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProviderEvent {
+    /// A native event to append (deltas, usage).
+    Event(EventBody),
+    /// The upstream finished normally; nothing follows.
+    Done { finish_reason: Option<String> },
+}
+
+pub type ProviderStream = BoxStream<'static, Result<ProviderEvent, ProviderError>>;
+
+/// One upstream API.
+#[async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The prefix clients address it by (`openai/...`, `mock/...`).
+    fn name(&self) -> &'static str;
+
+    /// Whether `model` (without the prefix) names something this provider can serve.
+    fn accepts(&self, model: &str) -> bool;
+
+    /// Concrete model names to list in `/v1/models`.
+    fn listed_models(&self) -> Vec<String>;
+
+    /// Starts the upstream call. Resolves once the upstream accepted the request (its stream
+    /// follows) or refused it. Dropping the returned stream cancels the upstream request.
+    async fn chat(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ProviderStream, ProviderError>;
+}

@@ -1,0 +1,387 @@
+//! The `openai` provider: any OpenAI-compatible Chat Completions API (OpenAI, vLLM, Ollama,
+//! Groq, OpenRouter, ...). Private wire types, [`normalize`] from one upstream chunk to native
+//! events, and a thin stream wrapper around reqwest + eventsource-stream.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    ChatRequest, LineError, Provider, ProviderError, ProviderErrorKind, ProviderEvent,
+    ProviderStream, StreamOptions, split_lines,
+};
+use crate::event::{EventBody, MessageDelta, Text, ToolCallDelta, Usage};
+
+#[derive(Clone, Debug)]
+pub struct OpenAiConfig {
+    /// Up to and including `/v1`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// Longest upstream SSE line accepted (one JSON chunk).
+    pub max_line_bytes: usize,
+}
+
+pub struct OpenAiProvider {
+    client: reqwest::Client,
+    config: OpenAiConfig,
+}
+
+impl OpenAiProvider {
+    pub fn new(config: OpenAiConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self { client, config })
+    }
+
+    fn body(model: &str, request: &ChatRequest) -> ChatRequest {
+        let mut body = request.clone();
+        body.model = model.to_owned();
+        body.stream = Some(true);
+        // Usage is always requested, whatever the client asked: it is reported in the log.
+        let options = body
+            .stream_options
+            .get_or_insert_with(StreamOptions::default);
+        options.include_usage = Some(true);
+        body
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+
+    fn accepts(&self, model: &str) -> bool {
+        !model.is_empty()
+    }
+
+    fn listed_models(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn chat(
+        &self,
+        model: &str,
+        request: &ChatRequest,
+    ) -> Result<ProviderStream, ProviderError> {
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
+        let mut call = self
+            .client
+            .post(url)
+            .header("accept", "text/event-stream")
+            .json(&Self::body(model, request));
+        if let Some(key) = &self.config.api_key {
+            call = call.bearer_auth(key);
+        }
+        let response = call.send().await.map_err(|e| {
+            // reqwest's message names the URL but never the headers, so no key can leak.
+            ProviderError::new(
+                ProviderErrorKind::Connect,
+                format!("upstream unreachable: {}", without_url(&e)),
+            )
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(status_error(response).await);
+        }
+        Ok(relay_body(
+            response.bytes_stream(),
+            self.config.max_line_bytes,
+        ))
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut e = std::error::Error::source(e);
+    let mut parts = Vec::new();
+    while let Some(cause) = e {
+        parts.push(cause.to_string());
+        e = cause.source();
+    }
+    if parts.is_empty() {
+        "connection failed".to_owned()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// Turns an upstream error response into a client-safe error.
+async fn status_error(response: reqwest::Response) -> ProviderError {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.text().await.unwrap_or_default();
+    let wire: Option<ErrorBody> = serde_json::from_str(&body).ok();
+    let upstream = wire.map(|b| b.error).unwrap_or_default();
+    let message = match status {
+        // Upstream auth messages can echo part of the proxy's key: never pass them on.
+        401 | 403 => format!("the upstream rejected tokenrelay's credentials (HTTP {status})"),
+        _ => {
+            let detail = upstream
+                .message
+                .unwrap_or_else(|| body.chars().take(300).collect());
+            format!(
+                "upstream returned HTTP {status}: {}",
+                detail.chars().take(500).collect::<String>()
+            )
+        }
+    };
+    ProviderError {
+        kind: ProviderErrorKind::Status(status),
+        message,
+        retry_after,
+    }
+}
+
+/// The thin wrapper: upstream body bytes in, provider events out, ending with `Done` or an
+/// error (a body that ends without `[DONE]` is `Truncated`).
+pub(crate) fn relay_body<S, E>(body: S, max_line: usize) -> ProviderStream
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    let lines = Box::pin(split_lines(Box::pin(body), max_line));
+    let mut events = lines.eventsource();
+    async_stream::stream! {
+        let mut state = ChunkState::default();
+        while let Some(event) = events.next().await {
+            let data = match event {
+                Ok(event) => event.data,
+                Err(e) => {
+                    yield Err(frame_error(e));
+                    return;
+                }
+            };
+            match normalize(&data, &mut state) {
+                Ok(items) => {
+                    for item in items {
+                        let done = matches!(item, ProviderEvent::Done { .. });
+                        yield Ok(item);
+                        if done {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    yield Err(e);
+                    return;
+                }
+            }
+        }
+        yield Err(ProviderError::new(
+            ProviderErrorKind::Truncated,
+            "upstream closed the connection before [DONE]",
+        ));
+    }
+    .boxed()
+}
+
+fn frame_error<E: std::fmt::Display>(e: EventStreamError<LineError<E>>) -> ProviderError {
+    match e {
+        EventStreamError::Transport(LineError::Transport(e)) => ProviderError::new(
+            ProviderErrorKind::Truncated,
+            format!("upstream connection failed mid-stream: {e}"),
+        ),
+        EventStreamError::Transport(e) => {
+            ProviderError::new(ProviderErrorKind::InvalidResponse, e.to_string())
+        }
+        EventStreamError::Utf8(_) | EventStreamError::Parser(_) => ProviderError::new(
+            ProviderErrorKind::InvalidResponse,
+            "upstream sent malformed server-sent events",
+        ),
+    }
+}
+
+/// What [`normalize`] remembers between chunks.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkState {
+    finish_reason: Option<String>,
+}
+
+/// Converts one upstream SSE `data` payload into native events. Pure.
+pub(crate) fn normalize(
+    data: &str,
+    state: &mut ChunkState,
+) -> Result<Vec<ProviderEvent>, ProviderError> {
+    if data.trim() == "[DONE]" {
+        return Ok(vec![ProviderEvent::Done {
+            finish_reason: state.finish_reason.take(),
+        }]);
+    }
+    let chunk: Chunk = serde_json::from_str(data).map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::InvalidResponse,
+            format!("upstream chunk is not valid JSON: {e}"),
+        )
+    })?;
+    if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
+        let message = match error {
+            Value::String(message) => Some(message),
+            other => serde_json::from_value::<WireError>(other)
+                .ok()
+                .and_then(|e| e.message),
+        };
+        let message = message.unwrap_or_else(|| "upstream reported an error".to_owned());
+        return Err(ProviderError::new(ProviderErrorKind::Stream, message));
+    }
+    let mut out = Vec::new();
+    for choice in chunk.choices {
+        let index = choice.index;
+        if let Some(delta) = choice.delta {
+            let reasoning = delta.reasoning_content.or(delta.reasoning);
+            push_text(&mut out, reasoning, |text| {
+                EventBody::ReasoningDelta(Text { text })
+            });
+            push_text(&mut out, delta.content, |text| {
+                EventBody::MessageDelta(MessageDelta { text, index })
+            });
+            push_text(&mut out, delta.refusal, |text| {
+                EventBody::RefusalDelta(MessageDelta { text, index })
+            });
+            for call in delta.tool_calls.unwrap_or_default() {
+                let function = call.function.unwrap_or_default();
+                let arguments = function.arguments.unwrap_or_default();
+                if call.id.is_none() && function.name.is_none() && arguments.is_empty() {
+                    continue;
+                }
+                out.push(ProviderEvent::Event(EventBody::ToolCallDelta(
+                    ToolCallDelta {
+                        index: call.index,
+                        id: call.id,
+                        name: function.name,
+                        arguments,
+                    },
+                )));
+            }
+        }
+        if let Some(reason) = choice.finish_reason {
+            // With several choices, choice 0's reason is the stream's.
+            if index == 0 || state.finish_reason.is_none() {
+                state.finish_reason = Some(reason);
+            }
+        }
+    }
+    if let Some(usage) = chunk.usage {
+        out.push(ProviderEvent::Event(EventBody::Usage(Usage {
+            input_tokens: usage.prompt_tokens,
+            output_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+        })));
+    }
+    Ok(out)
+}
+
+/// Empty deltas are dropped: several clients reject empty content events.
+fn push_text(
+    out: &mut Vec<ProviderEvent>,
+    text: Option<String>,
+    body: impl FnOnce(String) -> EventBody,
+) {
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        out.push(ProviderEvent::Event(body(text)));
+    }
+}
+
+// Wire types: only the fields tokenrelay reads; everything else is ignored.
+
+/// Compatible upstreams disagree on some field types (a `reasoning` object, array content):
+/// a value that is not a string is skipped rather than failing the whole chunk.
+fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default, deserialize_with = "lenient_string")]
+    content: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    refusal: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    reasoning_content: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    reasoning: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    error: WireError,
+}
+
+#[derive(Deserialize, Default)]
+struct WireError {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests;
