@@ -8,6 +8,12 @@
 //! The producer writes, clients read: a producer task per stream appends what the upstream
 //! sends; subscribers are cursors over the log and never slow the producer down.
 
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod event;
+pub mod http;
 pub mod providers;
+pub mod relay;
+pub mod sse;
 pub mod store;

@@ -1,1 +1,73 @@
-fn main() {}
+//! The `tokenrelay` binary: parse flags, load config, start logging, bind, serve.
+
+use clap::Parser;
+use tokenrelay::app::{AppState, serve};
+use tokenrelay::cli::{Cli, Command};
+use tokenrelay::config::ProcessEnv;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let (config, secrets) = match cli.config(&ProcessEnv) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("tokenrelay: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if cli.command == Some(Command::CheckConfig) {
+        println!("configuration is valid:\n{config:#?}");
+        return std::process::ExitCode::SUCCESS;
+    }
+    cli.init_tracing();
+    let listen = config.listen;
+    let state = match AppState::new(config, secrets) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("tokenrelay: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("tokenrelay: cannot listen on {listen}: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(listen);
+    println!("tokenrelay listening on http://{addr}");
+    println!("try it (mock model, no key needed):");
+    println!(
+        "  curl -N http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"mock/default\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+    );
+    match serve(listener, state, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokenrelay: server error: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

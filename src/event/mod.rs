@@ -3,6 +3,7 @@
 mod aggregate;
 mod id;
 mod model;
+pub mod token;
 
 pub use aggregate::{Aggregate, ChoiceText, ToolCall};
 pub use id::{BadEventId, BadStreamId, Epoch, EventId, StreamId};

@@ -1,0 +1,131 @@
+//! Assembly: the shared state built from config, and `serve`, which runs the HTTP server on
+//! an already-bound listener until a shutdown future resolves, then drains.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, Secrets, secs};
+use crate::providers::{MockProvider, OpenAiConfig, OpenAiProvider, Providers};
+use crate::relay::{Relay, Timeouts};
+use crate::store::{EventLog, MemoryStore};
+
+/// How often finished streams are checked for expiry.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Everything a request handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub relay: Relay,
+    pub providers: Providers,
+    /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
+    /// open SSE responses end so their clients resume elsewhere.
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+impl AppState {
+    /// The state for `config`: the configured store and every provider.
+    pub fn new(config: Config, secrets: Secrets) -> Result<Self, StartupError> {
+        config.validate()?;
+        let log: Arc<dyn EventLog> = Arc::new(MemoryStore::new(config.limits.store_limits()));
+        let openai = OpenAiProvider::new(OpenAiConfig {
+            base_url: config.upstream.openai_base_url.clone(),
+            api_key: secrets.openai_api_key,
+            connect_timeout: secs(config.upstream.connect_timeout_secs),
+            max_line_bytes: config.upstream.max_line_bytes,
+        })?;
+        let mut providers = Providers::new()
+            .with(Arc::new(MockProvider))
+            .with(Arc::new(openai));
+        if let Some(name) = &config.default_provider {
+            providers = providers.with_default(name);
+        }
+        Ok(Self::from_parts(config, log, providers))
+    }
+
+    /// The state around a given store and providers (tests use this to inject fakes).
+    pub fn from_parts(config: Config, log: Arc<dyn EventLog>, providers: Providers) -> Self {
+        let tasks = TaskTracker::new();
+        let timeouts = Timeouts {
+            first_event: secs(config.upstream.first_event_timeout_secs),
+            idle: secs(config.upstream.idle_timeout_secs),
+        };
+        let relay = Relay::new(log, tasks.clone(), timeouts);
+        Self(Arc::new(Inner {
+            config,
+            relay,
+            providers,
+            shutdown: CancellationToken::new(),
+            tasks,
+        }))
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.relay.log
+    }
+}
+
+/// Serves until `shutdown` resolves, then: stops accepting, ends SSE responses (clients
+/// resume elsewhere), gives running producers `shutdown_drain_secs` to finish, and ends the
+/// rest `failed` with code `interrupted`. Returns when every task has ended.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweeper = state.clone();
+    state.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = sweeper.shutdown.cancelled() => return,
+                () = tokio::time::sleep(SWEEP_EVERY) => sweeper.log().sweep().await,
+            }
+        }
+    });
+    let router = crate::http::router(state.clone());
+    let token = state.shutdown.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining");
+            token.cancel();
+        })
+        .await;
+    state.shutdown.cancel();
+    state.tasks.close();
+    let drain = Duration::from_secs(state.config.shutdown_drain_secs);
+    if tokio::time::timeout(drain, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain window over: interrupting running streams");
+        state.relay.interrupt_all();
+        state.tasks.wait().await;
+    }
+    served
+}

@@ -1,0 +1,89 @@
+//! The command line (clap): `serve` (the default) and `check-config`. Flags and their
+//! `TOKENRELAY_*` environment variables override the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError, Env, Secrets};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokenrelay",
+    version,
+    about = "Relays AI token streams over SSE with resume ids"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Config file (default: ./tokenrelay.toml if present).
+    #[arg(long, env = "TOKENRELAY_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "TOKENRELAY_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Event store: `memory`.
+    #[arg(long, env = "TOKENRELAY_STORE", global = true)]
+    pub store: Option<String>,
+    /// Seconds between SSE keepalive comments.
+    #[arg(long, env = "TOKENRELAY_KEEPALIVE_SECS", global = true)]
+    pub keepalive_secs: Option<u64>,
+    /// Seconds an abandoned chat completion keeps running for a resume.
+    #[arg(long, env = "TOKENRELAY_DETACH_GRACE_SECS", global = true)]
+    pub detach_grace_secs: Option<u64>,
+    /// Log line format.
+    #[arg(
+        long,
+        env = "TOKENRELAY_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Load and validate the configuration, print it, and exit.
+    CheckConfig,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    /// The file, then these flags over it, then environment-only settings.
+    pub fn config(&self, env: &dyn Env) -> Result<(Config, Secrets), ConfigError> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(store) = &self.store {
+            config.store.clone_from(store);
+        }
+        if let Some(secs) = self.keepalive_secs {
+            config.keepalive_secs = secs;
+        }
+        if let Some(secs) = self.detach_grace_secs {
+            config.detach_grace_secs = secs;
+        }
+        let secrets = config.apply_env(env);
+        config.validate()?;
+        Ok((config, secrets))
+    }
+
+    pub fn init_tracing(&self) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let builder = tracing_subscriber::fmt().with_env_filter(filter);
+        match self.log_format {
+            LogFormat::Text => builder.init(),
+            LogFormat::Json => builder.json().init(),
+        }
+    }
+}

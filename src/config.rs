@@ -1,0 +1,255 @@
+//! Configuration: defaults, then `tokenrelay.toml`, then environment and flags (clap merges
+//! those two). Upstream credentials come only from the environment, read through [`Env`] so
+//! tests never touch the real one.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::store::StoreLimits;
+
+/// The whole configuration, as the TOML file spells it. Every field has a default.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// `memory`, or a `redis://` URL once the Redis store exists.
+    pub store: String,
+    /// Seconds between keepalive comment lines on idle SSE connections.
+    pub keepalive_secs: u64,
+    /// Seconds an abandoned `/v1/chat/completions` generation keeps running for a resume.
+    pub detach_grace_secs: u64,
+    /// The SSE `retry:` hint, in milliseconds, sent in the first frame.
+    pub retry_ms: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds running producers get to finish at shutdown before they end `interrupted`.
+    pub shutdown_drain_secs: u64,
+    /// Provider for model names without a `provider/` prefix (e.g. `openai`); none by default.
+    pub default_provider: Option<String>,
+    pub limits: Limits,
+    pub upstream: Upstream,
+}
+
+/// Per-stream caps, memory budget and retention.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    pub max_stream_bytes: usize,
+    pub max_stream_events: usize,
+    pub memory_budget_bytes: usize,
+    pub log_retention_secs: u64,
+    pub status_retention_secs: u64,
+}
+
+/// Timeouts and limits for every upstream call.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Upstream {
+    pub connect_timeout_secs: f64,
+    pub first_event_timeout_secs: f64,
+    pub idle_timeout_secs: f64,
+    pub max_line_bytes: usize,
+    /// OpenAI-compatible base URL, overridden by `OPENAI_BASE_URL`.
+    pub openai_base_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            store: "memory".to_owned(),
+            keepalive_secs: 15,
+            detach_grace_secs: 30,
+            retry_ms: 2000,
+            max_body_bytes: 1024 * 1024,
+            shutdown_drain_secs: 10,
+            default_provider: None,
+            limits: Limits::default(),
+            upstream: Upstream::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let store = StoreLimits::default();
+        Self {
+            max_stream_bytes: store.max_stream_bytes,
+            max_stream_events: store.max_stream_events,
+            memory_budget_bytes: store.memory_budget_bytes,
+            log_retention_secs: store.log_retention.as_secs(),
+            status_retention_secs: store.status_retention.as_secs(),
+        }
+    }
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self {
+            connect_timeout_secs: 10.0,
+            first_event_timeout_secs: 60.0,
+            idle_timeout_secs: 120.0,
+            max_line_bytes: 16 * 1024 * 1024,
+            openai_base_url: "https://api.openai.com/v1".to_owned(),
+        }
+    }
+}
+
+impl Limits {
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            max_stream_bytes: self.max_stream_bytes,
+            max_stream_events: self.max_stream_events,
+            memory_budget_bytes: self.memory_budget_bytes,
+            log_retention: Duration::from_secs(self.log_retention_secs),
+            status_retention: Duration::from_secs(self.status_retention_secs),
+        }
+    }
+}
+
+/// Seconds as a `Duration`, refusing what `Duration` cannot hold.
+pub fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+/// Where environment values come from: the process environment, or a map in tests.
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// Secrets and URLs that only the environment provides.
+#[derive(Clone, Debug, Default)]
+pub struct Secrets {
+    pub openai_api_key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path`, or `tokenrelay.toml` in the working directory if it exists, else defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let default = Path::new("tokenrelay.toml");
+        let path = match path {
+            Some(path) => path,
+            None if default.exists() => default,
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies environment-only settings (upstream URLs) and returns the secrets.
+    pub fn apply_env(&mut self, env: &dyn Env) -> Secrets {
+        if let Some(url) = env.var("OPENAI_BASE_URL") {
+            self.upstream.openai_base_url = url;
+        }
+        Secrets {
+            openai_api_key: env.var("OPENAI_API_KEY"),
+        }
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.store != "memory" {
+            return Err(ConfigError::Invalid(format!(
+                "store `{}` is not supported yet; use `memory`",
+                self.store
+            )));
+        }
+        if self.keepalive_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "keepalive_secs must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_stream_events < 2 {
+            return Err(ConfigError::Invalid(
+                "limits.max_stream_events must be at least 2".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../tokenrelay.example.toml");
+        let parsed = Config::parse(text).unwrap();
+        let default = Config::default();
+        assert_eq!(parsed.listen, default.listen);
+        assert_eq!(parsed.keepalive_secs, default.keepalive_secs);
+        assert_eq!(parsed.detach_grace_secs, default.detach_grace_secs);
+        assert_eq!(
+            parsed.limits.max_stream_bytes,
+            default.limits.max_stream_bytes
+        );
+        assert_eq!(
+            parsed.upstream.openai_base_url,
+            default.upstream.openai_base_url
+        );
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_silently_ignored() {
+        let err = Config::parse("keepalive_sec = 3").unwrap_err();
+        assert!(err.to_string().contains("keepalive_sec"));
+    }
+
+    #[test]
+    fn environment_sets_the_upstream_and_its_key() {
+        struct Fake;
+        impl Env for Fake {
+            fn var(&self, name: &str) -> Option<String> {
+                match name {
+                    "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".into()),
+                    "OPENAI_API_KEY" => Some("sk-test".into()),
+                    _ => None,
+                }
+            }
+        }
+        let mut config = Config::default();
+        let secrets = config.apply_env(&Fake);
+        assert_eq!(config.upstream.openai_base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(secrets.openai_api_key.as_deref(), Some("sk-test"));
+    }
+}

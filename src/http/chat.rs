@@ -1,0 +1,218 @@
+//! `POST /v1/chat/completions`: OpenAI-compatible, streaming (SSE with resume ids and
+//! `x-stream-id`) or not (one `chat.completion`). The generation is a stream like any other.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::events::{last_event_id, open, with_stream_id};
+use super::json::ApiJson;
+use super::{ApiError, AppState};
+use crate::event::token::{Minted, mint};
+use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
+use crate::providers::{ChatRequest, Resolved};
+use crate::relay::{ChatLaunch, Launched, SubscriberGuard};
+use crate::store::{StreamInfo, StreamMeta};
+
+/// The owner of every stream until API keys exist.
+const ANONYMOUS: &str = "anonymous";
+
+pub struct Prepared {
+    pub meta: StreamMeta,
+    pub upstream: Resolved,
+}
+
+pub struct Tokens {
+    pub read: Minted,
+    pub write: Minted,
+}
+
+/// Validates a chat request and resolves its model.
+pub fn prepare(
+    state: &AppState,
+    request: &ChatRequest,
+    format: Format,
+) -> Result<(Prepared, Tokens), ApiError> {
+    if request.messages.is_empty() {
+        return Err(ApiError::EmptyMessages);
+    }
+    let upstream = state.providers.resolve(&request.model)?;
+    let tokens = Tokens {
+        read: mint("rt_"),
+        write: mint("wt_"),
+    };
+    let meta = StreamMeta {
+        kind: StreamKind::Chat,
+        model: request.model.clone(),
+        provider: upstream.provider.name().to_owned(),
+        owner: ANONYMOUS.to_owned(),
+        created_at: unix_millis() / 1000,
+        format,
+        include_usage: request.wants_usage_chunk(),
+        read_token_hash: tokens.read.hash.clone(),
+        write_token_hash: tokens.write.hash.clone(),
+    };
+    Ok((Prepared { meta, upstream }, tokens))
+}
+
+/// The `Idempotency-Key` header, if any, checked for a sane shape.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidIdempotencyKey)?;
+    let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| Some(key.to_owned()))
+        .ok_or(ApiError::InvalidIdempotencyKey)
+}
+
+pub async fn completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<ChatRequest>,
+) -> Result<Response, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let stream = request.wants_stream();
+    let key = idempotency_key(&headers)?;
+    let (prepared, _tokens) = prepare(&state, &request, Format::OpenAi)?;
+    let launched = state
+        .relay
+        .start_chat(ChatLaunch {
+            meta: prepared.meta,
+            upstream: prepared.upstream,
+            request,
+            idempotency_key: key,
+            detach_grace: Some(std::time::Duration::from_secs(
+                state.config.detach_grace_secs,
+            )),
+            attach: true,
+        })
+        .await?;
+    let (id, guard, position) = match launched {
+        Launched::New {
+            id,
+            started,
+            subscriber,
+            ..
+        } => {
+            // Commit to 200 only once the upstream has spoken: a refusal before the first
+            // event is an HTTP error with the upstream's status.
+            tokio::select! {
+                started = started => {
+                    if let Ok(Err(e)) = started {
+                        return Ok(with_stream_id(ApiError::Upstream(e).into_response(), &id));
+                    }
+                }
+                () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+            }
+            (id, subscriber, None)
+        }
+        // A repeated key joins the existing generation instead of paying for a second one.
+        Launched::Existing(id) => (id, None, last_event_id(&headers)),
+    };
+    if stream {
+        let head = state.log().head(&id).await?;
+        open(
+            &state,
+            id,
+            head,
+            Format::OpenAi,
+            position.as_deref(),
+            false,
+            guard,
+        )
+    } else {
+        collect(&state, id, guard).await
+    }
+}
+
+/// Waits for the stream to finish and answers one `chat.completion`.
+async fn collect(
+    state: &AppState,
+    id: StreamId,
+    guard: Option<SubscriberGuard>,
+) -> Result<Response, ApiError> {
+    let _guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
+    let log = state.log();
+    loop {
+        let head = log.head(&id).await?;
+        if head.status.is_finished() {
+            break;
+        }
+        tokio::select! {
+            waited = log.wait(&id, head.last_seq) => { waited?; }
+            () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+        }
+    }
+    let info = log.info(&id).await?;
+    let aggregate = &info.aggregate;
+    let response = match info.head.status {
+        StreamStatus::Completed => Json(completion(&info)).into_response(),
+        StreamStatus::Failed => {
+            let error = aggregate
+                .error
+                .clone()
+                .unwrap_or_else(|| crate::event::ErrorInfo {
+                    code: "internal_error".into(),
+                    message: "the stream failed".into(),
+                    retryable: true,
+                });
+            ApiError::StreamFailed(error).into_response()
+        }
+        StreamStatus::Cancelled => {
+            ApiError::StreamCancelled(aggregate.cancel_reason.clone().unwrap_or_default())
+                .into_response()
+        }
+        StreamStatus::Running => ApiError::Internal.into_response(),
+    };
+    Ok(with_stream_id(response, &id))
+}
+
+/// The `chat.completion` object for a completed stream.
+fn completion(info: &StreamInfo) -> Value {
+    let agg: &Aggregate = &info.aggregate;
+    let mut indexes: Vec<u32> = agg.choices.iter().map(|c| c.index).collect();
+    if !indexes.contains(&0) {
+        indexes.insert(0, 0);
+    }
+    let choices: Vec<Value> = indexes
+        .into_iter()
+        .map(|index| {
+            let text = agg.choices.iter().find(|c| c.index == index).map(|c| c.text.as_str());
+            let mut message = json!({
+                "role": "assistant",
+                "content": text,
+                "refusal": (index == 0 && !agg.refusal.is_empty()).then_some(&agg.refusal),
+            });
+            if index == 0 && !agg.tool_calls.is_empty() {
+                let calls: Vec<Value> = agg
+                    .tool_calls
+                    .iter()
+                    .map(|c| json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}))
+                    .collect();
+                message["tool_calls"] = json!(calls);
+            }
+            if index == 0 && !agg.reasoning.is_empty() {
+                message["reasoning_content"] = json!(agg.reasoning);
+            }
+            json!({"index": index, "message": message, "logprobs": null, "finish_reason": agg.finish_reason})
+        })
+        .collect();
+    let usage = agg.usage.map(|u| {
+        json!({"prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens, "total_tokens": u.total_tokens})
+    });
+    json!({
+        "id": format!("chatcmpl-{}", info.id),
+        "object": "chat.completion",
+        "created": info.head.meta.created_at,
+        "model": info.head.meta.model,
+        "choices": choices,
+        "usage": usage,
+    })
+}

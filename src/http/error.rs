@@ -1,0 +1,154 @@
+//! The HTTP error boundary: every failure a client can see, its status and stable code, in
+//! one exhaustive match. Bodies use OpenAI's shape: `{"error":{message,type,code,param}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::event::ErrorInfo;
+use crate::providers::{ModelNotFound, ProviderError};
+use crate::sse::Reset;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("{message}")]
+    InvalidField { param: String, message: String },
+    #[error("`messages` must contain at least one message")]
+    EmptyMessages,
+    #[error("stream kind `{0}` is not supported; use `chat`")]
+    UnsupportedKind(String),
+    #[error("`Idempotency-Key` must be 1 to 255 visible ASCII characters")]
+    InvalidIdempotencyKey,
+    #[error("format `{0}` is not supported; use `native` or `openai`")]
+    UnsupportedFormat(String),
+    #[error("invalid query string: {0}")]
+    InvalidQuery(String),
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error(transparent)]
+    ModelNotFound(#[from] ModelNotFound),
+    #[error("stream not found or expired")]
+    StreamNotFound,
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{}; read the stream from the start", .0.reason.describe())]
+    ResumeGone(Reset),
+    #[error("the event store is full; retry later")]
+    StoreFull,
+    #[error("the event store is unavailable; retry later")]
+    StoreUnavailable,
+    #[error("the server is shutting down; retry on another instance")]
+    ShuttingDown,
+    #[error(transparent)]
+    Upstream(ProviderError),
+    #[error("{}", .0.message)]
+    StreamFailed(ErrorInfo),
+    #[error("the stream was cancelled ({0})")]
+    StreamCancelled(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &str) {
+        match self {
+            Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::EmptyMessages => (StatusCode::BAD_REQUEST, "empty_messages"),
+            Self::UnsupportedKind(_) => (StatusCode::BAD_REQUEST, "unsupported_kind"),
+            Self::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+            Self::UnsupportedFormat(_) => (StatusCode::BAD_REQUEST, "unsupported_format"),
+            Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
+            Self::StreamNotFound => (StatusCode::NOT_FOUND, "stream_not_found"),
+            Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::ResumeGone(_) => (StatusCode::GONE, "resume_unavailable"),
+            Self::StoreFull => (StatusCode::SERVICE_UNAVAILABLE, "store_full"),
+            Self::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::Upstream(e) => (e.http_status(), e.code()),
+            Self::StreamFailed(info) => (failure_status(&info.code), info.code.as_str()),
+            Self::StreamCancelled(_) => (StatusCode::CONFLICT, "stream_cancelled"),
+            Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::InvalidField { param, .. } => Some(param),
+            Self::EmptyMessages => Some("messages"),
+            Self::ModelNotFound(_) => Some("model"),
+            Self::UnsupportedFormat(_) => Some("format"),
+            Self::UnsupportedKind(_) => Some("kind"),
+            _ => None,
+        }
+    }
+}
+
+/// The status for a stream that failed after it started (a non-streaming answer).
+fn failure_status(code: &str) -> StatusCode {
+    match code {
+        "upstream_first_event_timeout" | "upstream_idle_timeout" => StatusCode::GATEWAY_TIMEOUT,
+        c if c.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
+        "interrupted" => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::StreamNotFound,
+            StoreError::Full => Self::StoreFull,
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "event store unavailable");
+                Self::StoreUnavailable
+            }
+            // Callers handle these where they can happen; reaching here is a bug.
+            StoreError::Finished | StoreError::TooLarge => {
+                tracing::error!(error = %e, "unexpected store error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let kind = if status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
+        };
+        let mut error = json!({
+            "message": self.to_string(),
+            "type": kind,
+            "code": code,
+            "param": self.param(),
+        });
+        if let Self::ResumeGone(reset) = &self {
+            error["reset"] = json!(reset);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let retry_after = match &self {
+            Self::Upstream(e) => e.retry_after.map(|d| d.as_secs().max(1)),
+            Self::StoreFull | Self::StoreUnavailable | Self::ShuttingDown => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,105 @@
+//! `GET /v1/streams/{id}/events`: subscribe with resume (SPEC §5), in any client format.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::event::{Format, StreamId};
+use crate::relay::SubscriberGuard;
+use crate::sse::{Renderer, ResumePlan, Subscription, plan};
+use crate::store::LogHead;
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    format: Option<String>,
+    last_event_id: Option<String>,
+    strict: Option<String>,
+}
+
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let head = state.log().head(&id).await?;
+    let format = match query.format {
+        Some(name) => Format::parse(&name).ok_or(ApiError::UnsupportedFormat(name))?,
+        None => head.meta.format,
+    };
+    let strict = match query.strict.as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "strict={other}: use true or false"
+            )));
+        }
+    };
+    let position = last_event_id(&headers).or(query.last_event_id);
+    open(&state, id, head, format, position.as_deref(), strict, None)
+}
+
+/// The resume position a client sent in `Last-Event-ID`. A value that is not even text still
+/// counts as a position (a malformed one), so it gets `reset` rather than a fresh start.
+pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
+    headers.get("last-event-id").map(|v| {
+        v.to_str()
+            .map_or_else(|_| "\u{fffd}".to_owned(), str::to_owned)
+    })
+}
+
+/// Answers a subscription: 204 when nothing is left, 410 where a reset cannot be carried,
+/// else the SSE response. `guard` is an attachment the caller already holds.
+pub fn open(
+    state: &AppState,
+    id: StreamId,
+    head: LogHead,
+    format: Format,
+    position: Option<&str>,
+    strict: bool,
+    guard: Option<SubscriberGuard>,
+) -> Result<Response, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let renderer = Renderer::new(format, &id, &head.meta);
+    let (after, reset) = match plan(&head, position) {
+        ResumePlan::From(after) => (after, None),
+        ResumePlan::Finished => {
+            return Ok(with_stream_id(StatusCode::NO_CONTENT.into_response(), &id));
+        }
+        ResumePlan::Reset { reset, after } => {
+            if strict || !renderer.carries_reset() {
+                return Err(ApiError::ResumeGone(reset));
+            }
+            (after, Some(reset))
+        }
+    };
+    let guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
+    let subscription = Subscription {
+        log: state.log().clone(),
+        id: id.clone(),
+        epoch: head.epoch,
+        after,
+        renderer,
+        reset,
+        keepalive: std::time::Duration::from_secs(state.config.keepalive_secs),
+        retry_ms: Some(state.config.retry_ms),
+        shutdown: state.shutdown.clone(),
+        guard,
+    };
+    Ok(with_stream_id(subscription.into_response(), &id))
+}
+
+pub fn with_stream_id(mut response: Response, id: &StreamId) -> Response {
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert("x-stream-id", value);
+    }
+    response
+}

@@ -1,0 +1,38 @@
+//! What is configured and whether the instance is healthy: models, liveness, readiness.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::AppState;
+
+pub async fn models(State(state): State<AppState>) -> Json<Value> {
+    let data: Vec<Value> = state
+        .providers
+        .listed_models()
+        .into_iter()
+        .map(|(id, provider)| json!({"id": id, "object": "model", "created": 0, "owned_by": provider}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the store answers and the instance is not draining.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let draining = state.shutdown.is_cancelled();
+    let store = state.log().ready().await;
+    let status = if store && !draining {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"ready": status == StatusCode::OK, "store": store, "draining": draining})),
+    )
+}

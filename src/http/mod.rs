@@ -1,0 +1,73 @@
+//! The HTTP API (SPEC §3): the router, its middleware, and one file per group of routes.
+
+mod chat;
+mod error;
+mod events;
+mod json;
+mod meta;
+mod streams;
+
+pub use error::ApiError;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+
+pub use crate::app::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Builds the router. Layers, outermost first:
+/// 1. `SetRequestId`: gives every request an `x-request-id` (keeps a client-sent one).
+/// 2. `Trace`: one span per request carrying that id; handlers add `stream_id`.
+/// 3. `PropagateRequestId`: echoes the id on the response.
+/// 4. `CatchPanic`: a panic becomes a 500 JSON error, never a dropped connection.
+/// 5. `DefaultBodyLimit`: `max_body_bytes`; `ApiJson` turns a breach into 413 `body_too_large`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::Internal)
+        }))
+        .layer(DefaultBodyLimit::max(limit));
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/streams", post(streams::create))
+        .route("/v1/streams/{id}", get(streams::status))
+        .route("/v1/streams/{id}/events", get(events::subscribe))
+        .route("/v1/streams/{id}/cancel", post(streams::cancel))
+        .route("/v1/models", get(meta::models))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(layers)
+        .with_state(state)
+}
+
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = format!("req_{:032x}", rand::random::<u128>());
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}

@@ -1,0 +1,120 @@
+//! Background streams: create (`POST /v1/streams`), status (`GET /v1/streams/{id}`) and
+//! cancel (`POST /v1/streams/{id}/cancel`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::chat::{idempotency_key, prepare};
+use super::events::with_stream_id;
+use super::json::ApiJson;
+use super::{ApiError, AppState};
+use crate::event::{EventId, Format, StreamId};
+use crate::providers::ChatRequest;
+use crate::relay::{ChatLaunch, Launched};
+use crate::store::StreamInfo;
+
+#[derive(Deserialize)]
+pub struct CreateStream {
+    kind: String,
+    #[serde(default)]
+    request: Option<ChatRequest>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateStream>,
+) -> Result<Response, ApiError> {
+    if body.kind != "chat" {
+        return Err(ApiError::UnsupportedKind(
+            body.kind.chars().take(40).collect(),
+        ));
+    }
+    let request = body.request.ok_or_else(|| ApiError::InvalidField {
+        param: "request".into(),
+        message: "a chat stream needs `request`, a chat completion request".into(),
+    })?;
+    let key = idempotency_key(&headers)?;
+    let (prepared, tokens) = prepare(&state, &request, Format::Native)?;
+    let launched = state
+        .relay
+        .start_chat(ChatLaunch {
+            meta: prepared.meta,
+            upstream: prepared.upstream,
+            request,
+            idempotency_key: key,
+            detach_grace: None,
+            attach: false,
+        })
+        .await?;
+    let (id, status, read_token, write_token) = match launched {
+        Launched::New { id, .. } => (
+            id,
+            StatusCode::CREATED,
+            Some(tokens.read.token),
+            Some(tokens.write.token),
+        ),
+        // Tokens are stored only as hashes: a repeated request cannot get them again.
+        Launched::Existing(id) => (id, StatusCode::OK, None, None),
+    };
+    let info = state.log().info(&id).await?;
+    let mut body = describe(&state, &info);
+    body["events_url"] = json!(format!("/v1/streams/{id}/events"));
+    body["read_token"] = json!(read_token);
+    body["write_token"] = json!(write_token);
+    Ok(with_stream_id((status, Json(body)).into_response(), &id))
+}
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    let info = state.log().info(&id).await?;
+    Ok(Json(describe(&state, &info)))
+}
+
+/// Cancels the generation (idempotent) and answers the resulting status.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    // Only streams whose log still exists can be cancelled; 404 otherwise.
+    state.log().head(&id).await?;
+    let cancelled_now = state.relay.cancel(&id, "user").await?;
+    if cancelled_now {
+        tracing::info!(stream_id = %id, "stream cancelled by request");
+    }
+    let info = state.log().info(&id).await?;
+    Ok(Json(describe(&state, &info)))
+}
+
+/// The status document of a stream.
+fn describe(state: &AppState, info: &StreamInfo) -> Value {
+    let head = &info.head;
+    let meta = &head.meta;
+    let last_event_id =
+        (head.last_seq > 0).then(|| EventId::new(&head.epoch, head.last_seq).to_string());
+    json!({
+        "id": info.id,
+        "object": "stream",
+        "kind": meta.kind,
+        "status": head.status,
+        "model": meta.model,
+        "provider": meta.provider,
+        "format": meta.format,
+        "created_at": meta.created_at,
+        "updated_at": info.updated_at_ms / 1000,
+        "last_event_id": last_event_id,
+        "event_count": head.last_seq,
+        "events_available": info.log_available,
+        "usage": info.aggregate.usage,
+        "subscribers": state.relay.registry.subscribers(&info.id),
+        "aggregate": info.aggregate,
+    })
+}

@@ -1,0 +1,122 @@
+//! Running streams: creating a stream's log, starting its producer as a tracked task, and the
+//! per-instance registry used to cancel producers and count subscribers.
+
+mod producer;
+mod registry;
+
+pub use producer::Timeouts;
+pub use registry::{Registry, SubscriberGuard};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::event::{Epoch, EventBody, StreamId};
+use crate::providers::{ChatRequest, ProviderError, Resolved};
+use crate::store::{Created, EventLog, Retention, StoreError, StreamMeta};
+
+use producer::Producer;
+
+/// Starts and stops producers. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    pub log: Arc<dyn EventLog>,
+    pub registry: Registry,
+    tasks: TaskTracker,
+    interrupt: CancellationToken,
+    timeouts: Timeouts,
+}
+
+/// A chat generation to start.
+pub struct ChatLaunch {
+    pub meta: StreamMeta,
+    pub upstream: Resolved,
+    pub request: ChatRequest,
+    pub idempotency_key: Option<String>,
+    /// Cancel the generation after this long with no subscriber (`/v1/chat/completions`).
+    pub detach_grace: Option<Duration>,
+    /// Attach a subscriber before the producer starts, so the grace window starts attached.
+    pub attach: bool,
+}
+
+/// What [`Relay::start_chat`] did.
+pub enum Launched {
+    New {
+        id: StreamId,
+        epoch: Epoch,
+        /// Resolves when the upstream has spoken: Ok once events flow, Err if it refused.
+        /// A dropped sender means the stream ended before that (e.g. cancelled).
+        started: oneshot::Receiver<Result<(), ProviderError>>,
+        subscriber: Option<SubscriberGuard>,
+    },
+    /// The idempotency key named an existing stream; nothing new was started.
+    Existing(StreamId),
+}
+
+impl Relay {
+    pub fn new(log: Arc<dyn EventLog>, tasks: TaskTracker, timeouts: Timeouts) -> Self {
+        Self {
+            log,
+            registry: Registry::new(),
+            tasks,
+            interrupt: CancellationToken::new(),
+            timeouts,
+        }
+    }
+
+    pub async fn start_chat(&self, launch: ChatLaunch) -> Result<Launched, StoreError> {
+        let id = StreamId::random();
+        let meta = launch.meta;
+        let created = self
+            .log
+            .create(
+                &id,
+                meta.clone(),
+                Retention::Full,
+                launch.idempotency_key.as_deref(),
+            )
+            .await?;
+        let epoch = match created {
+            Created::New { epoch } => epoch,
+            Created::Existing(existing) => return Ok(Launched::Existing(existing)),
+        };
+        let subscriber = launch.attach.then(|| self.registry.attach(&id));
+        let (started_tx, started) = oneshot::channel();
+        let producer = Producer {
+            log: Arc::clone(&self.log),
+            id: id.clone(),
+            meta: Arc::new(meta),
+            upstream: launch.upstream,
+            request: launch.request,
+            timeouts: self.timeouts,
+            detach_grace: launch.detach_grace,
+            slot: self.registry.producer(&id),
+            interrupt: self.interrupt.clone(),
+            started: Some(started_tx),
+        };
+        tracing::info!(stream_id = %id, model = %producer.meta.model, "stream started");
+        self.tasks.spawn(producer.run());
+        Ok(Launched::New {
+            id,
+            epoch,
+            started,
+            subscriber,
+        })
+    }
+
+    /// Cancels a stream from any instance: the log gets `stream.cancelled` (unless the stream
+    /// already finished) and a producer running here stops at once. Idempotent.
+    pub async fn cancel(&self, id: &StreamId, reason: &str) -> Result<bool, StoreError> {
+        let appended = self.log.finish(id, EventBody::cancelled(reason)).await?;
+        self.registry.cancel(id);
+        Ok(appended)
+    }
+
+    /// Ends every producer still running: their streams end `failed` with `interrupted`.
+    pub fn interrupt_all(&self) {
+        self.interrupt.cancel();
+    }
+}

@@ -1,0 +1,244 @@
+//! The producer: one tracked task per stream that calls the upstream and appends what it
+//! sends. It never waits for a client; clients read the log at their own pace.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{oneshot, watch};
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{Completed, EventBody, Started, StreamId, Usage};
+use crate::providers::{
+    ChatRequest, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, Resolved,
+};
+use crate::store::{EventLog, StoreError, StreamMeta};
+
+use super::registry::ProducerSlot;
+
+/// Timeouts that apply to every upstream call.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From sending the request to the first upstream event.
+    pub first_event: Duration,
+    /// Between two upstream events once the stream runs.
+    pub idle: Duration,
+}
+
+/// Appended events are batched when the upstream has several ready at once.
+const MAX_BATCH: usize = 64;
+
+pub(super) struct Producer {
+    pub log: Arc<dyn EventLog>,
+    pub id: StreamId,
+    pub meta: Arc<StreamMeta>,
+    pub upstream: Resolved,
+    pub request: ChatRequest,
+    pub timeouts: Timeouts,
+    /// With a grace window, the stream is cancelled `abandoned` when no subscriber has been
+    /// attached (on this instance) for that long.
+    pub detach_grace: Option<Duration>,
+    pub slot: ProducerSlot,
+    /// Fired when the instance's drain window is over: the stream ends `interrupted`.
+    pub interrupt: CancellationToken,
+    /// Told whether the upstream accepted the request, once it has spoken.
+    pub started: Option<oneshot::Sender<Result<(), ProviderError>>>,
+}
+
+/// Why the producer stopped before its upstream finished.
+enum Stop {
+    Cancelled,
+    Abandoned,
+    Interrupted,
+}
+
+impl Producer {
+    pub async fn run(mut self) {
+        let cancel = self.slot.cancel.clone();
+        let interrupt = self.interrupt.clone();
+        let abandoned = abandoned(self.slot.subscribers.clone(), self.detach_grace);
+        let log = Arc::clone(&self.log);
+        let id = self.id.clone();
+        let stop = tokio::select! {
+            () = self.pump() => return,
+            () = cancel.cancelled() => Stop::Cancelled,
+            () = abandoned => Stop::Abandoned,
+            () = interrupt.cancelled() => Stop::Interrupted,
+        };
+        // The upstream call was dropped with `pump`, which closes its connection.
+        let terminal = match stop {
+            // Whoever cancelled has already appended `stream.cancelled`.
+            Stop::Cancelled => return,
+            Stop::Abandoned => EventBody::cancelled("abandoned"),
+            Stop::Interrupted => EventBody::failed(
+                "interrupted",
+                "the instance shut down before the stream finished; retry the request",
+                true,
+            ),
+        };
+        if let Err(e) = log.finish(&id, terminal).await {
+            tracing::warn!(stream_id = %id, error = %e, "could not end the stream");
+        }
+    }
+
+    async fn pump(&mut self) {
+        let upstream = match self.first_event().await {
+            Ok(upstream) => upstream,
+            Err(e) => {
+                tracing::info!(stream_id = %self.id, code = e.code(), error = %e, "upstream failed before the first event");
+                self.fail(&e).await;
+                if let Some(started) = self.started.take() {
+                    let _ = started.send(Err(e));
+                }
+                return;
+            }
+        };
+        let (mut stream, first) = upstream;
+        let started = EventBody::Started(Started {
+            stream_id: self.id.to_string(),
+            kind: self.meta.kind,
+            model: self.meta.model.clone(),
+            provider: self.upstream.provider.name().to_owned(),
+            created_at: self.meta.created_at,
+        });
+        let mut usage = None;
+        let mut batch = vec![started];
+        let mut next = Some(Ok(first));
+        loop {
+            let mut done = None;
+            while let Some(item) = next.take() {
+                match item {
+                    Ok(ProviderEvent::Event(body)) => {
+                        if let EventBody::Usage(u) = &body {
+                            usage = Some(*u);
+                        }
+                        batch.push(body);
+                    }
+                    Ok(ProviderEvent::Done { finish_reason }) => {
+                        done = Some(Ok(finish_reason));
+                        break;
+                    }
+                    Err(e) => {
+                        done = Some(Err(e));
+                        break;
+                    }
+                }
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+                next = stream
+                    .next()
+                    .now_or_never()
+                    .map(|i| i.unwrap_or_else(|| Err(truncated())));
+            }
+            if !self.append(std::mem::take(&mut batch)).await {
+                return;
+            }
+            if let Some(started) = self.started.take() {
+                let _ = started.send(Ok(()));
+            }
+            match done {
+                Some(Ok(finish_reason)) => return self.complete(finish_reason, usage).await,
+                Some(Err(e)) => return self.fail(&e).await,
+                None => {}
+            }
+            next = match timeout(self.timeouts.idle, stream.next()).await {
+                Ok(Some(item)) => Some(item),
+                Ok(None) => Some(Err(truncated())),
+                Err(_) => Some(Err(ProviderError::new(
+                    ProviderErrorKind::IdleTimeout,
+                    format!(
+                        "no upstream event for {} s",
+                        self.timeouts.idle.as_secs_f32()
+                    ),
+                ))),
+            };
+        }
+    }
+
+    /// Calls the upstream and waits for its first event, all within the first-event timeout.
+    async fn first_event(&self) -> Result<(ProviderStream, ProviderEvent), ProviderError> {
+        let call = async {
+            let mut stream = self
+                .upstream
+                .provider
+                .chat(&self.upstream.upstream_model, &self.request)
+                .await?;
+            match stream.next().await {
+                Some(Ok(first)) => Ok((stream, first)),
+                Some(Err(e)) => Err(e),
+                None => Err(truncated()),
+            }
+        };
+        timeout(self.timeouts.first_event, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProviderError::new(
+                    ProviderErrorKind::FirstEventTimeout,
+                    format!(
+                        "no upstream event within {} s",
+                        self.timeouts.first_event.as_secs_f32()
+                    ),
+                ))
+            })
+    }
+
+    /// Returns false when the stream cannot take more events (finished elsewhere, too large,
+    /// store gone): the producer stops and drops the upstream.
+    async fn append(&self, events: Vec<EventBody>) -> bool {
+        match self.log.append(&self.id, events).await {
+            Ok(_) => true,
+            Err(StoreError::Finished) => false,
+            Err(e) => {
+                tracing::warn!(stream_id = %self.id, error = %e, "append failed; stopping the producer");
+                false
+            }
+        }
+    }
+
+    async fn complete(&self, finish_reason: Option<String>, usage: Option<Usage>) {
+        let done = EventBody::Completed(Completed {
+            finish_reason,
+            usage,
+        });
+        self.append(vec![done]).await;
+    }
+
+    async fn fail(&self, e: &ProviderError) {
+        let info = e.info();
+        self.append(vec![EventBody::failed(
+            info.code,
+            info.message,
+            info.retryable,
+        )])
+        .await;
+    }
+}
+
+fn truncated() -> ProviderError {
+    ProviderError::new(
+        ProviderErrorKind::Truncated,
+        "upstream stream ended without finishing",
+    )
+}
+
+/// Resolves once nobody has been attached for `grace`; never without a grace window.
+async fn abandoned(mut subscribers: watch::Receiver<usize>, grace: Option<Duration>) {
+    let Some(grace) = grace else {
+        return std::future::pending().await;
+    };
+    loop {
+        let alone = subscribers.wait_for(|n| *n == 0).await.is_ok();
+        if !alone {
+            return std::future::pending().await;
+        }
+        let rejoined = tokio::select! {
+            () = tokio::time::sleep(grace) => return,
+            changed = subscribers.wait_for(|n| *n > 0) => changed.is_ok(),
+        };
+        if !rejoined {
+            return std::future::pending().await;
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Server-Sent Events out: frame encoding, resume planning, renderers per client format, and
+//! the subscription body that ties them to a cursor over the log.
+
+mod frame;
+mod render;
+mod resume;
+mod subscription;
+
+pub use frame::{FrameWriter, KEEPALIVE};
+pub use render::Renderer;
+pub use resume::{Reset, ResetReason, ResumePlan, plan};
+pub use subscription::Subscription;

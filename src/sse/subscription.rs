@@ -1,0 +1,139 @@
+//! One subscriber's SSE body: an optional `reset`, the replay, the live tail, keepalives,
+//! and the end (after the terminal event, or at shutdown so the client resumes elsewhere).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::{FrameWriter, KEEPALIVE};
+use super::render::Renderer;
+use super::resume::{Reset, ResetReason};
+use crate::event::{Epoch, EventId, StreamId, StreamStatus};
+use crate::relay::SubscriberGuard;
+use crate::store::{EventLog, LogItem, read_from};
+
+/// Frames gathered into one write while more events are ready (replay, bursts).
+const MAX_WRITE_BYTES: usize = 64 * 1024;
+
+pub struct Subscription {
+    pub log: Arc<dyn EventLog>,
+    pub id: StreamId,
+    pub epoch: Epoch,
+    /// Replay starts after this seq.
+    pub after: u64,
+    pub renderer: Renderer,
+    /// Sent first when the client's position could not be used.
+    pub reset: Option<Reset>,
+    pub keepalive: Duration,
+    pub retry_ms: Option<u64>,
+    /// Ends the body without a terminal event; the client resumes by id.
+    pub shutdown: CancellationToken,
+    pub guard: SubscriberGuard,
+}
+
+impl Subscription {
+    pub fn into_response(self) -> Response {
+        let mut response = Response::new(Body::from_stream(self.into_body()));
+        *response.status_mut() = StatusCode::OK;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-transform"),
+        );
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        response
+    }
+
+    fn into_body(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        let Subscription {
+            log,
+            id,
+            epoch,
+            after,
+            mut renderer,
+            reset,
+            keepalive,
+            retry_ms,
+            shutdown,
+            guard,
+        } = self;
+        async_stream::stream! {
+            let _guard = guard;
+            let mut out = FrameWriter::new(retry_ms);
+            if let Some(reset) = reset {
+                renderer.reset(&EventId::new(&epoch, after).to_string(), &reset, &mut out);
+                yield Ok(out.take());
+            }
+            let events = read_from(log, id, after);
+            futures::pin_mut!(events);
+            let mut ticker = interval_at(Instant::now() + keepalive, keepalive);
+            ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                let item = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return,
+                    item = events.next() => item,
+                    _ = ticker.tick() => {
+                        yield Ok(Bytes::from_static(KEEPALIVE));
+                        continue;
+                    }
+                };
+                let Some(item) = item else { return };
+                let mut next = Some(item);
+                let mut stop = false;
+                while let Some(item) = next.take() {
+                    match item {
+                        Ok(LogItem::Event(event)) => renderer.event(&epoch, &event, &mut out),
+                        Ok(LogItem::Skipped { first_seq }) => {
+                            // A sliding window moved past this reader mid-stream.
+                            if !renderer.carries_reset() {
+                                stop = true;
+                                break;
+                            }
+                            let reset = Reset {
+                                reason: ResetReason::BeforeWindow,
+                                first: EventId::new(&epoch, first_seq).to_string(),
+                                last: EventId::new(&epoch, first_seq).to_string(),
+                                status: StreamStatus::Running,
+                            };
+                            let at = EventId::new(&epoch, first_seq - 1).to_string();
+                            renderer.reset(&at, &reset, &mut out);
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "subscription ended by the store");
+                            stop = true;
+                            break;
+                        }
+                    }
+                    if out.len() >= MAX_WRITE_BYTES {
+                        break;
+                    }
+                    match events.next().now_or_never() {
+                        Some(Some(item)) => next = Some(item),
+                        Some(None) => stop = true,
+                        None => {}
+                    }
+                }
+                if !out.is_empty() {
+                    yield Ok(out.take());
+                    ticker.reset();
+                }
+                if stop {
+                    return;
+                }
+            }
+        }
+    }
+}
