@@ -30,25 +30,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// Syntax errors are `invalid_json`; well-formed JSON of the wrong shape is `invalid_request`
 /// naming the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    // Syntax first, over the whole body, so trailing garbage is never read as a shape error.
+    let json: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if !inner.is_data() {
-            return ApiError::InvalidJson(inner.to_string());
-        }
-        let detail = inner.to_string();
+        let path = if path == "." { String::new() } else { path };
+        let detail = e.into_inner().to_string();
         // A missing field is reported at its parent; name the field itself.
         let param = match missing_field(&detail) {
-            Some(field) if path == "." => field.to_owned(),
+            Some(field) if path.is_empty() => field.to_owned(),
             Some(field) => format!("{path}.{field}"),
             None => path,
         };
-        let message = format!("invalid value for `{param}`: {detail}");
+        let message = if param.is_empty() {
+            format!("invalid request: {detail}")
+        } else {
+            format!("invalid value for `{param}`: {detail}")
+        };
         ApiError::InvalidField { param, message }
-    })?;
-    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
-    Ok(value)
+    })
 }
 
 fn missing_field(detail: &str) -> Option<&str> {

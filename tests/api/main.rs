@@ -1,0 +1,13 @@
+//! Integration tests: the real server on port 0, spoken to over HTTP/SSE, with fake
+//! upstreams on port 0. One binary, one module per capability.
+
+// A panic in test code is a failed assertion, which is what unwrap means here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod errors;
+mod lifecycle;
+mod limits;
+mod resume;
+mod upstream;

@@ -1,0 +1,175 @@
+//! A scriptable OpenAI-compatible upstream on port 0: replays byte chunks, answers errors,
+//! stalls, and records requests and connections the proxy closed early.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use serde_json::Value;
+use tokio::sync::watch;
+
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 SSE: these chunks, `gap` apart, then the end of the body (or, with `hang`, an
+    /// open connection that sends nothing more).
+    Stream {
+        chunks: Vec<Bytes>,
+        gap: Duration,
+        hang: bool,
+    },
+    /// An HTTP error before any event.
+    Status {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
+    /// 200 and headers, then nothing at all.
+    Silent,
+    /// A content chunk `tok{n} ` every `gap`, forever (until the proxy hangs up).
+    Endless { gap: Duration },
+}
+
+#[derive(Clone)]
+pub struct FakeUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    reply: Mutex<Reply>,
+    requests: Mutex<Vec<(Option<String>, Value)>>,
+    /// Response bodies dropped before they were fully sent: the proxy closed the connection.
+    cut: watch::Sender<usize>,
+}
+
+/// Counts a body as cut unless it reached its natural end.
+struct CutGuard {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for CutGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.cut.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+pub fn openai_chunk(text: &str) -> Bytes {
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": "fake",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}],
+    });
+    Bytes::from(format!("data: {chunk}\n\n"))
+}
+
+impl FakeUpstream {
+    pub async fn start(reply: Reply) -> Self {
+        let shared = Arc::new(Shared {
+            reply: Mutex::new(reply),
+            requests: Mutex::new(Vec::new()),
+            cut: watch::Sender::new(0),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(answer))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, shared }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Bodies of the requests received, with their `authorization` header.
+    pub fn requests(&self) -> Vec<(Option<String>, Value)> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    pub fn cut_count(&self) -> usize {
+        *self.shared.cut.borrow()
+    }
+
+    /// Waits until `n` responses were cut by the proxy; false if that did not happen in time.
+    pub async fn wait_cut(&self, n: usize, within: Duration) -> bool {
+        let mut rx = self.shared.cut.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|c| *c >= n))
+            .await
+            .is_ok()
+    }
+}
+
+async fn answer(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.requests.lock().unwrap().push((auth, json));
+    let reply = shared.reply.lock().unwrap().clone();
+    let mut guard = CutGuard {
+        shared: Arc::clone(&shared),
+        finished: false,
+    };
+    let body = match reply {
+        Reply::Status {
+            status,
+            body,
+            retry_after,
+        } => {
+            guard.finished = true;
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() = StatusCode::from_u16(status).unwrap();
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert("retry-after", secs.into());
+            }
+            return response;
+        }
+        Reply::Stream { chunks, gap, hang } => Body::from_stream(async_stream::stream! {
+            let mut guard = guard;
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                if i > 0 && !gap.is_zero() {
+                    tokio::time::sleep(gap).await;
+                }
+                yield Ok::<_, std::convert::Infallible>(chunk);
+            }
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            guard.finished = true;
+        }),
+        Reply::Silent => Body::from_stream(async_stream::stream! {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            yield Ok::<_, std::convert::Infallible>(Bytes::new());
+        }),
+        Reply::Endless { gap } => Body::from_stream(async_stream::stream! {
+            let _guard = guard;
+            for n in 1.. {
+                yield Ok::<_, std::convert::Infallible>(openai_chunk(&format!("tok{n} ")));
+                tokio::time::sleep(gap).await;
+            }
+        }),
+    };
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    response
+}
