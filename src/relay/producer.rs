@@ -242,3 +242,40 @@ async fn abandoned(mut subscribers: watch::Receiver<usize>, grace: Option<Durati
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+
+    use super::abandoned;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_grace_window_runs_only_while_nobody_is_attached() {
+        let (tx, rx) = watch::channel(1usize);
+        let grace = Duration::from_secs(30);
+        let watch = tokio::spawn(abandoned(rx, Some(grace)));
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(!watch.is_finished(), "attached: never abandoned");
+        tx.send_replace(0);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(!watch.is_finished(), "inside the window");
+        tx.send_replace(1);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert!(!watch.is_finished(), "a subscriber came back in time");
+        tx.send_replace(0);
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert!(!watch.is_finished(), "the window restarted");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(watch.is_finished(), "alone for the whole window");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_grace_window_a_stream_is_never_abandoned() {
+        let (_tx, rx) = watch::channel(0usize);
+        let watch = tokio::spawn(abandoned(rx, None));
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(!watch.is_finished());
+    }
+}

@@ -10,4 +10,5 @@ mod errors;
 mod lifecycle;
 mod limits;
 mod resume;
+mod store_contract;
 mod upstream;
