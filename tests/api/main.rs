@@ -9,6 +9,7 @@ mod support;
 mod errors;
 mod lifecycle;
 mod limits;
+mod meta;
 mod resume;
 mod store_contract;
 mod upstream;

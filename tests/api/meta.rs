@@ -1,0 +1,82 @@
+//! Models, health and readiness, and the SSE wire shape as a client sees it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::spawn_app;
+
+#[tokio::test]
+async fn models_lists_the_mock_models_in_openai_shape() {
+    let app = spawn_app().await;
+    let body: Value = app
+        .client
+        .get(app.url("/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["object"], "list");
+    let ids: Vec<_> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ids.contains(&"mock/default".to_owned()), "{ids:?}");
+    assert!(
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["object"] == "model")
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_readiness_fails_while_draining() {
+    let app = spawn_app().await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // Draining, through the in-process router (the listener itself stops accepting).
+    use tower::ServiceExt;
+    app.state.shutdown.cancel();
+    let request = axum::http::Request::get("/readyz")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = tokenrelay::http::router(app.state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+}
+
+#[tokio::test]
+async fn the_wire_has_retry_in_the_first_frame_only_one_line_json_and_no_bom() {
+    let app = spawn_app().await;
+    let (id, _) = app.create_stream("mock/5t-0ms").await;
+    app.wait_finished(&id, Duration::from_secs(5)).await;
+    let bytes = app.events(&id, None, "").await.bytes().await.unwrap();
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(text.starts_with("retry: 2000\nid: "), "{text}");
+    assert_eq!(text.matches("retry:").count(), 1);
+    assert!(!text.contains('\r'));
+    for frame in text.trim_end_matches('\n').split("\n\n") {
+        let lines: Vec<_> = frame
+            .lines()
+            .filter(|l| !l.starts_with("retry: "))
+            .collect();
+        assert_eq!(lines.len(), 3, "id, event, one data line: {frame:?}");
+        assert!(
+            lines[0].starts_with("id: ")
+                && lines[1].starts_with("event: ")
+                && lines[2].starts_with("data: {")
+        );
+        let id = &lines[0][4..];
+        assert!(id.len() < 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+    }
+}
