@@ -7,9 +7,11 @@ mod registry;
 pub use producer::Timeouts;
 pub use registry::{Registry, SubscriberGuard};
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -98,7 +100,20 @@ impl Relay {
             started: Some(started_tx),
         };
         tracing::info!(stream_id = %id, model = %producer.meta.model, "stream started");
-        self.tasks.spawn(producer.run());
+        let (log, stream) = (Arc::clone(&self.log), id.clone());
+        self.tasks.spawn(async move {
+            // Every stream ends with a terminal event, even if its producer has a bug.
+            if AssertUnwindSafe(producer.run())
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(stream_id = %stream, "producer panicked");
+                let failed =
+                    EventBody::failed("internal_error", "the stream's producer crashed", true);
+                let _ = log.finish(&stream, failed).await;
+            }
+        });
         Ok(Launched::New {
             id,
             epoch,

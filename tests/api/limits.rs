@@ -23,7 +23,8 @@ fn state(config: Config) -> (AppState, MemoryStore) {
     let store = MemoryStore::new(config.limits.store_limits());
     let providers = Providers::new()
         .with(Arc::new(MockProvider))
-        .with(Arc::new(Stalled));
+        .with(Arc::new(Stalled))
+        .with(Arc::new(Panicking));
     (
         AppState::from_parts(config, Arc::new(store.clone()), providers),
         store,
@@ -240,4 +241,34 @@ async fn idle_subscriptions_get_a_bare_comment_line_every_keepalive_interval() {
         0,
         "dropping the body detaches"
     );
+}
+
+/// An upstream adapter with a bug.
+struct Panicking;
+
+#[async_trait]
+impl Provider for Panicking {
+    fn name(&self) -> &'static str {
+        "panicking"
+    }
+    fn accepts(&self, _: &str) -> bool {
+        true
+    }
+    fn listed_models(&self) -> Vec<String> {
+        Vec::new()
+    }
+    async fn chat(&self, _: &str, _: &ChatRequest) -> Result<ProviderStream, ProviderError> {
+        panic!("adapter bug");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashing_producer_still_ends_its_stream() {
+    let (state, _) = state(Config::default());
+    let (_, body) = create(&state, "panicking/x").await;
+    let id = body["id"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, status, _) = call(&state, "GET", &format!("/v1/streams/{id}"), None).await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["aggregate"]["error"]["code"], "internal_error");
 }
