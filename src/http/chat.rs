@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::events::{last_event_id, open, with_stream_id};
 use super::json::ApiJson;
 use super::{ApiError, AppState};
-use crate::event::token::{Minted, mint};
+use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
 use crate::providers::{ChatRequest, Resolved};
 use crate::relay::{ChatLaunch, Launched, SubscriberGuard};
@@ -53,12 +53,15 @@ pub fn prepare(
         include_usage: request.wants_usage_chunk(),
         read_token_hash: tokens.read.hash.clone(),
         write_token_hash: tokens.write.hash.clone(),
+        // Map keys serialize sorted, so equal requests hash equally.
+        request_hash: hash(&serde_json::to_string(request).unwrap_or_default()),
     };
     Ok((Prepared { meta, upstream }, tokens))
 }
 
-/// The `Idempotency-Key` header, if any, checked for a sane shape.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`, so
+/// the same key on two endpoints names two streams.
+pub fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -66,8 +69,22 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         .to_str()
         .map_err(|_| ApiError::InvalidIdempotencyKey)?;
     let ok = (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic());
-    ok.then(|| Some(key.to_owned()))
+    ok.then(|| Some(format!("{route} {key}")))
         .ok_or(ApiError::InvalidIdempotencyKey)
+}
+
+/// A repeated key must come with the same request; otherwise it is a client bug (422).
+pub async fn same_request(
+    state: &AppState,
+    id: &StreamId,
+    meta: &StreamMeta,
+) -> Result<(), ApiError> {
+    let existing = state.log().info(id).await?;
+    if existing.head.meta.request_hash == meta.request_hash {
+        Ok(())
+    } else {
+        Err(ApiError::IdempotencyKeyReused)
+    }
 }
 
 pub async fn completions(
@@ -79,8 +96,9 @@ pub async fn completions(
         return Err(ApiError::ShuttingDown);
     }
     let stream = request.wants_stream();
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, "chat.completions")?;
     let (prepared, _tokens) = prepare(&state, &request, Format::OpenAi)?;
+    let meta = prepared.meta.clone();
     let launched = state
         .relay
         .start_chat(ChatLaunch {
@@ -114,7 +132,10 @@ pub async fn completions(
             (id, subscriber, None)
         }
         // A repeated key joins the existing generation instead of paying for a second one.
-        Launched::Existing(id) => (id, None, last_event_id(&headers)),
+        Launched::Existing(id) => {
+            same_request(&state, &id, &meta).await?;
+            (id, None, last_event_id(&headers))
+        }
     };
     if stream {
         let head = state.log().head(&id).await?;
@@ -140,17 +161,17 @@ async fn collect(
 ) -> Result<Response, ApiError> {
     let _guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
     let log = state.log();
-    loop {
-        let head = log.head(&id).await?;
-        if head.status.is_finished() {
-            break;
+    // The status outlives the log, so a repeated request can still be answered late.
+    let info = loop {
+        let info = log.info(&id).await?;
+        if info.head.status.is_finished() {
+            break info;
         }
         tokio::select! {
-            waited = log.wait(&id, head.last_seq) => { waited?; }
+            waited = log.wait(&id, info.head.last_seq) => { waited?; }
             () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
         }
-    }
-    let info = log.info(&id).await?;
+    };
     let aggregate = &info.aggregate;
     let response = match info.head.status {
         StreamStatus::Completed => Json(completion(&info)).into_response(),

@@ -23,6 +23,8 @@ pub enum ApiError {
     UnsupportedKind(String),
     #[error("`Idempotency-Key` must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
+    #[error("this `Idempotency-Key` was already used with a different request")]
+    IdempotencyKeyReused,
     #[error("format `{0}` is not supported; use `native` or `openai`")]
     UnsupportedFormat(String),
     #[error("invalid query string: {0}")]
@@ -63,6 +65,9 @@ impl ApiError {
             Self::EmptyMessages => (StatusCode::BAD_REQUEST, "empty_messages"),
             Self::UnsupportedKind(_) => (StatusCode::BAD_REQUEST, "unsupported_kind"),
             Self::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+            Self::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+            }
             Self::UnsupportedFormat(_) => (StatusCode::BAD_REQUEST, "unsupported_format"),
             Self::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),

@@ -41,17 +41,21 @@ pub async fn subscribe(
             )));
         }
     };
-    let position = last_event_id(&headers).or(query.last_event_id);
+    let position = last_event_id(&headers).or(query.last_event_id.filter(|v| !v.is_empty()));
     open(&state, id, head, format, position.as_deref(), strict, None)
 }
 
 /// The resume position a client sent in `Last-Event-ID`. A value that is not even text still
-/// counts as a position (a malformed one), so it gets `reset` rather than a fresh start.
+/// counts as a position (a malformed one), so it gets `reset` rather than a fresh start; an
+/// empty value means "no position", like a client that has seen nothing.
 pub fn last_event_id(headers: &HeaderMap) -> Option<String> {
-    headers.get("last-event-id").map(|v| {
-        v.to_str()
-            .map_or_else(|_| "\u{fffd}".to_owned(), str::to_owned)
-    })
+    headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_or_else(|_| "\u{fffd}".to_owned(), str::to_owned)
+        })
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// Answers a subscription: 204 when nothing is left, 410 where a reset cannot be carried,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::chat::{idempotency_key, prepare};
+use super::chat::{idempotency_key, prepare, same_request};
 use super::events::with_stream_id;
 use super::json::ApiJson;
 use super::{ApiError, AppState};
@@ -38,8 +38,9 @@ pub async fn create(
         param: "request".into(),
         message: "a chat stream needs `request`, a chat completion request".into(),
     })?;
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, "streams")?;
     let (prepared, tokens) = prepare(&state, &request, Format::Native)?;
+    let meta = prepared.meta.clone();
     let launched = state
         .relay
         .start_chat(ChatLaunch {
@@ -59,7 +60,10 @@ pub async fn create(
             Some(tokens.write.token),
         ),
         // Tokens are stored only as hashes: a repeated request cannot get them again.
-        Launched::Existing(id) => (id, StatusCode::OK, None, None),
+        Launched::Existing(id) => {
+            same_request(&state, &id, &meta).await?;
+            (id, StatusCode::OK, None, None)
+        }
     };
     let info = state.log().info(&id).await?;
     let mut body = describe(&state, &info);

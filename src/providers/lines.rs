@@ -61,6 +61,10 @@ where
                     scanned = end;
                     break;
                 };
+                if len > max_line {
+                    yield Err(LineError::TooLong(max_line));
+                    return;
+                }
                 let line = buf.split_to(len).freeze();
                 scanned = 0;
                 if std::str::from_utf8(&line).is_err() {
@@ -124,8 +128,10 @@ mod tests {
         let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(b"\xff\n".to_vec())]);
         let got: Vec<_> = split_lines(body, 16).collect().await;
         assert!(matches!(got[..], [Err(LineError::Utf8)]));
-        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(vec![b'a'; 32])]);
-        let got: Vec<_> = split_lines(body, 16).collect().await;
-        assert!(matches!(got[..], [Err(LineError::TooLong(16))]));
+        for long in [vec![b'a'; 32], [vec![b'a'; 31], vec![b'\n']].concat()] {
+            let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(long)]);
+            let got: Vec<_> = split_lines(body, 16).collect().await;
+            assert!(matches!(got[..], [Err(LineError::TooLong(16))]));
+        }
     }
 }

@@ -179,6 +179,7 @@ mod tests {
             include_usage,
             read_token_hash: String::new(),
             write_token_hash: String::new(),
+            request_hash: String::new(),
         }
     }
 

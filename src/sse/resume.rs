@@ -107,6 +107,7 @@ mod tests {
                 include_usage: false,
                 read_token_hash: String::new(),
                 write_token_hash: String::new(),
+                request_hash: String::new(),
             }),
         }
     }

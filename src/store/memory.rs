@@ -54,7 +54,10 @@ struct Log {
     events: VecDeque<Arc<Event>>,
     first_seq: u64,
     last_seq: u64,
+    /// Memory held, counted against the global budget.
     bytes: usize,
+    /// Event JSON held, counted against the per-stream cap (what a client would download).
+    data_bytes: usize,
     status: StreamStatus,
     aggregate: Aggregate,
     updated_at_ms: u64,
@@ -109,6 +112,7 @@ impl MemoryStore {
         log.first_seq = log.last_seq + 1;
         self.shared.bytes.fetch_sub(log.bytes, Ordering::Relaxed);
         log.bytes = 0;
+        log.data_bytes = 0;
         log.dropped = true;
     }
 
@@ -141,6 +145,7 @@ impl Log {
             first_seq: 1,
             last_seq: 0,
             bytes: 0,
+            data_bytes: 0,
             status: StreamStatus::Running,
             aggregate: Aggregate::default(),
             updated_at_ms: unix_millis(),
@@ -159,6 +164,7 @@ impl Log {
         self.last_seq = event.seq;
         self.updated_at_ms = event.time_ms;
         self.bytes += size;
+        self.data_bytes += event.data.len();
         self.events.push_back(Arc::new(event));
         size
     }
@@ -174,6 +180,7 @@ impl Log {
                 break;
             }
             freed += front.size();
+            self.data_bytes -= front.data.len();
             self.events.pop_front();
             self.first_seq += 1;
         }
@@ -246,7 +253,7 @@ impl EventLog for MemoryStore {
                 && event.body.terminal_status().is_none()
                 // One slot and its bytes stay free for the terminal event.
                 && (log.events.len() + 2 > limits.max_stream_events
-                    || log.bytes + event.size() > limits.max_stream_bytes);
+                    || log.data_bytes + event.data.len() > limits.max_stream_bytes);
             if over_cap {
                 let message = format!(
                     "stream exceeded its cap of {} events or {} bytes",

@@ -37,6 +37,9 @@ pub struct StreamMeta {
     /// SHA-256 (hex) of the stream's read and write capabilities; the tokens are never stored.
     pub read_token_hash: String,
     pub write_token_hash: String,
+    /// SHA-256 (hex) of the creating request, so a reused idempotency key with a different
+    /// request is recognised.
+    pub request_hash: String,
 }
 
 /// How much of a running stream's log is kept.

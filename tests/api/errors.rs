@@ -268,3 +268,34 @@ async fn a_repeated_idempotency_key_returns_the_same_stream_and_bills_once() {
         "tokens are only handed out once"
     );
 }
+
+#[tokio::test]
+async fn a_reused_idempotency_key_with_another_request_is_422_and_keys_are_per_endpoint() {
+    let app = spawn_app().await;
+    let send = |path: &'static str, body: Value| {
+        app.client
+            .post(app.url(path))
+            .header("idempotency-key", "same-key")
+            .json(&body)
+            .send()
+    };
+    let first = send("/v1/chat/completions", chat("mock/2t-0ms", false))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let other = send("/v1/chat/completions", chat("mock/3t-0ms", false))
+        .await
+        .unwrap();
+    expect_error(other, 422, "idempotency_key_reused").await;
+    let elsewhere = send(
+        "/v1/streams",
+        json!({"kind": "chat", "request": chat("mock/3t-0ms", false)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.status(), 201, "the key is scoped to its endpoint");
+    assert_ne!(
+        first.headers()["x-stream-id"],
+        elsewhere.headers()["x-stream-id"]
+    );
+}

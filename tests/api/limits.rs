@@ -103,7 +103,9 @@ async fn a_stream_over_its_byte_cap_ends_stream_too_large() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (_, status, _) = call(&state, "GET", &format!("/v1/streams/{id}"), None).await;
     assert_eq!(status["aggregate"]["error"]["code"], "stream_too_large");
-    assert!(status["event_count"].as_u64().unwrap() < 100);
+    // About 30 bytes of JSON per delta: the cap counts event JSON, not memory overhead.
+    let count = status["event_count"].as_u64().unwrap();
+    assert!((100..=160).contains(&count), "{count}");
 }
 
 #[tokio::test(start_paused = true)]

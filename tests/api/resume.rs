@@ -63,6 +63,11 @@ async fn rule_2_a_position_inside_the_log_replays_what_follows_then_goes_live() 
     .collect()
     .await;
     assert_eq!(rest, by_query);
+    // An empty position is no position: the whole log, no reset, in every format.
+    let empty = SseReader::new(app.events(&id, Some(""), "?format=openai").await)
+        .collect()
+        .await;
+    assert!(empty.first().unwrap().id.ends_with(".1"));
     let joined: Vec<_> = head.into_iter().chain(rest).collect();
     assert_eq!(joined, full_log(&app, &id).await);
     assert!(is_terminal(joined.last().unwrap()));
@@ -117,6 +122,7 @@ async fn rule_3_a_position_before_a_sliding_window_gets_reset() {
         include_usage: false,
         read_token_hash: String::new(),
         write_token_hash: String::new(),
+        request_hash: String::new(),
     };
     let window = Retention::Window {
         max_events: 10,

@@ -24,6 +24,7 @@ fn meta(owner: &str) -> StreamMeta {
         include_usage: false,
         read_token_hash: "r".into(),
         write_token_hash: "w".into(),
+        request_hash: String::new(),
     }
 }
 
