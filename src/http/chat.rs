@@ -1,6 +1,8 @@
 //! `POST /v1/chat/completions`: OpenAI-compatible, streaming (SSE with resume ids and
 //! `x-stream-id`) or not (one `chat.completion`). The generation is a stream like any other.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -19,7 +21,7 @@ use crate::store::{StreamInfo, StreamMeta};
 /// The owner of every stream until API keys exist.
 const ANONYMOUS: &str = "anonymous";
 
-pub struct Prepared {
+struct Prepared {
     pub meta: StreamMeta,
     pub upstream: Resolved,
 }
@@ -29,8 +31,54 @@ pub struct Tokens {
     pub write: Minted,
 }
 
+/// How a creating route runs its chat streams.
+pub struct Route {
+    /// Scopes idempotency keys: the same key on two routes names two streams.
+    pub name: &'static str,
+    /// The format subscribers get by default.
+    pub format: Format,
+    /// Cancel the generation after this long with nobody attached.
+    pub detach_grace: Option<Duration>,
+    /// Attach the caller as a subscriber before the producer starts.
+    pub attach: bool,
+}
+
+/// Validates the request, then starts its stream, or finds the one its idempotency key names
+/// (which must have been created by the same request).
+pub async fn launch(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: ChatRequest,
+    route: Route,
+) -> Result<(Launched, Tokens), ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let key = idempotency_key(headers, route.name)?;
+    let (prepared, tokens) = prepare(state, &request, route.format)?;
+    let request_hash = prepared.meta.request_hash.clone();
+    let launched = state
+        .relay
+        .start_chat(ChatLaunch {
+            meta: prepared.meta,
+            upstream: prepared.upstream,
+            request,
+            idempotency_key: key,
+            detach_grace: route.detach_grace,
+            attach: route.attach,
+        })
+        .await?;
+    if let Launched::Existing(id) = &launched {
+        let existing = state.log().info(id).await?;
+        if existing.head.meta.request_hash != request_hash {
+            return Err(ApiError::IdempotencyKeyReused);
+        }
+    }
+    Ok((launched, tokens))
+}
+
 /// Validates a chat request and resolves its model.
-pub fn prepare(
+fn prepare(
     state: &AppState,
     request: &ChatRequest,
     format: Format,
@@ -59,9 +107,8 @@ pub fn prepare(
     Ok((Prepared { meta, upstream }, tokens))
 }
 
-/// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`, so
-/// the same key on two endpoints names two streams.
-pub fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String>, ApiError> {
+/// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`.
+fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -73,45 +120,19 @@ pub fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String
         .ok_or(ApiError::InvalidIdempotencyKey)
 }
 
-/// A repeated key must come with the same request; otherwise it is a client bug (422).
-pub async fn same_request(
-    state: &AppState,
-    id: &StreamId,
-    meta: &StreamMeta,
-) -> Result<(), ApiError> {
-    let existing = state.log().info(id).await?;
-    if existing.head.meta.request_hash == meta.request_hash {
-        Ok(())
-    } else {
-        Err(ApiError::IdempotencyKeyReused)
-    }
-}
-
 pub async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::ShuttingDown);
-    }
     let stream = request.wants_stream();
-    let key = idempotency_key(&headers, "chat.completions")?;
-    let (prepared, _tokens) = prepare(&state, &request, Format::OpenAi)?;
-    let meta = prepared.meta.clone();
-    let launched = state
-        .relay
-        .start_chat(ChatLaunch {
-            meta: prepared.meta,
-            upstream: prepared.upstream,
-            request,
-            idempotency_key: key,
-            detach_grace: Some(std::time::Duration::from_secs(
-                state.config.detach_grace_secs,
-            )),
-            attach: true,
-        })
-        .await?;
+    let route = Route {
+        name: "chat.completions",
+        format: Format::OpenAi,
+        detach_grace: Some(Duration::from_secs(state.config.detach_grace_secs)),
+        attach: true,
+    };
+    let (launched, _tokens) = launch(&state, &headers, request, route).await?;
     let (id, guard, position) = match launched {
         Launched::New {
             id,
@@ -132,10 +153,7 @@ pub async fn completions(
             (id, subscriber, None)
         }
         // A repeated key joins the existing generation instead of paying for a second one.
-        Launched::Existing(id) => {
-            same_request(&state, &id, &meta).await?;
-            (id, None, last_event_id(&headers))
-        }
+        Launched::Existing(id) => (id, None, last_event_id(&headers)),
     };
     if stream {
         let head = state.log().head(&id).await?;

@@ -8,13 +8,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::chat::{idempotency_key, prepare, same_request};
+use super::chat::{Route, launch};
 use super::events::with_stream_id;
 use super::json::ApiJson;
 use super::{ApiError, AppState};
 use crate::event::{EventId, Format, StreamId};
 use crate::providers::ChatRequest;
-use crate::relay::{ChatLaunch, Launched};
+use crate::relay::Launched;
 use crate::store::StreamInfo;
 
 #[derive(Deserialize)]
@@ -38,20 +38,13 @@ pub async fn create(
         param: "request".into(),
         message: "a chat stream needs `request`, a chat completion request".into(),
     })?;
-    let key = idempotency_key(&headers, "streams")?;
-    let (prepared, tokens) = prepare(&state, &request, Format::Native)?;
-    let meta = prepared.meta.clone();
-    let launched = state
-        .relay
-        .start_chat(ChatLaunch {
-            meta: prepared.meta,
-            upstream: prepared.upstream,
-            request,
-            idempotency_key: key,
-            detach_grace: None,
-            attach: false,
-        })
-        .await?;
+    let route = Route {
+        name: "streams",
+        format: Format::Native,
+        detach_grace: None,
+        attach: false,
+    };
+    let (launched, tokens) = launch(&state, &headers, request, route).await?;
     let (id, status, read_token, write_token) = match launched {
         Launched::New { id, .. } => (
             id,
@@ -60,10 +53,7 @@ pub async fn create(
             Some(tokens.write.token),
         ),
         // Tokens are stored only as hashes: a repeated request cannot get them again.
-        Launched::Existing(id) => {
-            same_request(&state, &id, &meta).await?;
-            (id, StatusCode::OK, None, None)
-        }
+        Launched::Existing(id) => (id, StatusCode::OK, None, None),
     };
     let info = state.log().info(&id).await?;
     let mut body = describe(&state, &info);
