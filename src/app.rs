@@ -17,6 +17,9 @@ use crate::store::{EventLog, MemoryStore};
 
 /// How often finished streams are checked for expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often the store hears which streams have subscribers here; well under the shortest
+/// sensible grace window, so another instance's producer never abandons a watched stream.
+const PRESENCE_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -74,6 +77,7 @@ impl AppState {
         let timeouts = Timeouts {
             first_event: secs(config.upstream.first_event_timeout_secs),
             idle: secs(config.upstream.idle_timeout_secs),
+            store_retry: Duration::from_secs(config.store_retry_secs),
         };
         let relay = Relay::new(log, tasks.clone(), timeouts);
         Self(Arc::new(Inner {
@@ -104,6 +108,19 @@ pub async fn serve(
             tokio::select! {
                 () = sweeper.shutdown.cancelled() => return,
                 () = tokio::time::sleep(SWEEP_EVERY) => sweeper.log().sweep().await,
+            }
+        }
+    });
+    let presence = state.clone();
+    state.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = presence.shutdown.cancelled() => return,
+                () = tokio::time::sleep(PRESENCE_EVERY) => {
+                    for id in presence.relay.registry.watched() {
+                        presence.log().touch(&id).await;
+                    }
+                }
             }
         }
     });

@@ -27,6 +27,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Seconds running producers get to finish at shutdown before they end `interrupted`.
     pub shutdown_drain_secs: u64,
+    /// Seconds a producer retries its appends while the store is unreachable.
+    pub store_retry_secs: u64,
     /// Provider for model names without a `provider/` prefix (e.g. `openai`); none by default.
     pub default_provider: Option<String>,
     pub limits: Limits,
@@ -66,6 +68,7 @@ impl Default for Config {
             retry_ms: 2000,
             max_body_bytes: 1024 * 1024,
             shutdown_drain_secs: 10,
+            store_retry_secs: 30,
             default_provider: None,
             limits: Limits::default(),
             upstream: Upstream::default(),

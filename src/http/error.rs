@@ -118,7 +118,10 @@ impl From<StoreError> for ApiError {
                 Self::StoreUnavailable
             }
             // Callers handle these where they can happen; reaching here is a bug.
-            StoreError::Finished | StoreError::TooLarge => {
+            StoreError::Finished
+            | StoreError::TooLarge
+            | StoreError::Replaced
+            | StoreError::Fenced => {
                 tracing::error!(error = %e, "unexpected store error");
                 Self::Internal
             }

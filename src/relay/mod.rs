@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::event::{Epoch, EventBody, StreamId};
 use crate::providers::{ChatRequest, ProviderError, Resolved};
-use crate::store::{Created, EventLog, Retention, StoreError, StreamMeta};
+use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
 
 use producer::Producer;
 
@@ -74,12 +74,13 @@ impl Relay {
         let meta = launch.meta;
         let created = self
             .log
-            .create(
-                &id,
-                meta.clone(),
-                Retention::Full,
-                launch.idempotency_key.as_deref(),
-            )
+            .create(NewStream {
+                id: id.clone(),
+                meta: meta.clone(),
+                retention: Retention::Full,
+                idempotency_key: launch.idempotency_key,
+                leased: true,
+            })
             .await?;
         let epoch = match created {
             Created::New { epoch } => epoch,
@@ -112,6 +113,7 @@ impl Relay {
                 let failed =
                     EventBody::failed("internal_error", "the stream's producer crashed", true);
                 let _ = log.finish(&stream, failed).await;
+                log.release(&stream).await;
             }
         });
         Ok(Launched::New {

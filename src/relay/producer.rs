@@ -9,7 +9,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Completed, EventBody, Started, StreamId, Usage};
+use crate::event::{Completed, EventBody, Started, StreamId, Usage, unix_millis};
 use crate::providers::{
     ChatRequest, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, Resolved,
 };
@@ -24,6 +24,8 @@ pub struct Timeouts {
     pub first_event: Duration,
     /// Between two upstream events once the stream runs.
     pub idle: Duration,
+    /// How long a producer retries appends while the store is unreachable.
+    pub store_retry: Duration,
 }
 
 /// Appended events are batched when the upstream has several ready at once.
@@ -55,20 +57,33 @@ enum Stop {
 
 impl Producer {
     pub async fn run(mut self) {
-        let cancel = self.slot.cancel.clone();
-        let interrupt = self.interrupt.clone();
-        let abandoned = abandoned(self.slot.subscribers.clone(), self.detach_grace);
         let log = Arc::clone(&self.log);
         let id = self.id.clone();
+        self.run_until_stopped().await;
+        log.release(&id).await;
+    }
+
+    async fn run_until_stopped(&mut self) {
+        let cancel = self.slot.cancel.clone();
+        let interrupt = self.interrupt.clone();
+        let log = Arc::clone(&self.log);
+        let id = self.id.clone();
+        let abandoned = abandoned(
+            self.slot.subscribers.clone(),
+            self.detach_grace,
+            Arc::clone(&log),
+            id.clone(),
+        );
         let stop = tokio::select! {
             () = self.pump() => return,
             () = cancel.cancelled() => Stop::Cancelled,
+            () = finished_elsewhere(&log, &id) => Stop::Cancelled,
             () = abandoned => Stop::Abandoned,
             () = interrupt.cancelled() => Stop::Interrupted,
         };
         // The upstream call was dropped with `pump`, which closes its connection.
         let terminal = match stop {
-            // Whoever cancelled has already appended `stream.cancelled`.
+            // Whoever cancelled (here or on another instance) already appended the terminal event.
             Stop::Cancelled => return,
             Stop::Abandoned => EventBody::cancelled("abandoned"),
             Stop::Interrupted => EventBody::failed(
@@ -186,13 +201,25 @@ impl Producer {
 
     /// Returns false when the stream cannot take more events (finished elsewhere, too large,
     /// store gone): the producer stops and drops the upstream.
+    /// While the store is unreachable, the same batch is retried (the upstream waits, held
+    /// back by TCP) for up to `store_retry`; a store that lost the log recreates it.
     async fn append(&self, events: Vec<EventBody>) -> bool {
-        match self.log.append(&self.id, events).await {
-            Ok(_) => true,
-            Err(StoreError::Finished) => false,
-            Err(e) => {
-                tracing::warn!(stream_id = %self.id, error = %e, "append failed; stopping the producer");
-                false
+        let deadline = tokio::time::Instant::now() + self.timeouts.store_retry;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.log.append(&self.id, events.clone()).await {
+                Ok(_) => return true,
+                Err(StoreError::Unavailable(e)) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(stream_id = %self.id, error = %e, "store unavailable; retrying the append");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                // Finished elsewhere (cancel) or fenced: someone else owns the end now.
+                Err(StoreError::Finished | StoreError::Fenced) => return false,
+                Err(e) => {
+                    tracing::warn!(stream_id = %self.id, error = %e, "append failed; stopping the producer");
+                    return false;
+                }
             }
         }
     }
@@ -223,8 +250,14 @@ fn truncated() -> ProviderError {
     )
 }
 
-/// Resolves once nobody has been attached for `grace`; never without a grace window.
-async fn abandoned(mut subscribers: watch::Receiver<usize>, grace: Option<Duration>) {
+/// Resolves once nobody has been attached for `grace`, here or (as the store tells) on another
+/// instance; never without a grace window.
+async fn abandoned(
+    mut subscribers: watch::Receiver<usize>,
+    grace: Option<Duration>,
+    log: Arc<dyn EventLog>,
+    id: StreamId,
+) {
     let Some(grace) = grace else {
         return std::future::pending().await;
     };
@@ -233,12 +266,35 @@ async fn abandoned(mut subscribers: watch::Receiver<usize>, grace: Option<Durati
         if !alone {
             return std::future::pending().await;
         }
-        let rejoined = tokio::select! {
-            () = tokio::time::sleep(grace) => return,
-            changed = subscribers.wait_for(|n| *n > 0) => changed.is_ok(),
-        };
-        if !rejoined {
-            return std::future::pending().await;
+        let mut window = grace;
+        loop {
+            let rejoined = tokio::select! {
+                () = tokio::time::sleep(window) => false,
+                changed = subscribers.wait_for(|n| *n > 0) => changed.is_ok(),
+            };
+            if rejoined {
+                break;
+            }
+            let seen_ago = log
+                .last_touched(&id)
+                .await
+                .map(|at| Duration::from_millis(unix_millis().saturating_sub(at)));
+            match seen_ago {
+                Some(ago) if ago < grace => window = grace - ago,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Resolves when the stream was finished by someone else (a cancel on any instance).
+async fn finished_elsewhere(log: &Arc<dyn EventLog>, id: &StreamId) {
+    loop {
+        match log.wait(id, u64::MAX).await {
+            Ok(false) => return,
+            Ok(true) => {}
+            // The store is unreachable: the producer's own appends decide what happens.
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
 }
@@ -247,15 +303,23 @@ async fn abandoned(mut subscribers: watch::Receiver<usize>, grace: Option<Durati
 mod tests {
     use std::time::Duration;
 
+    use std::sync::Arc;
+
     use tokio::sync::watch;
 
     use super::abandoned;
+    use crate::event::StreamId;
+    use crate::store::{EventLog, MemoryStore, StoreLimits};
+
+    fn log() -> Arc<dyn EventLog> {
+        Arc::new(MemoryStore::new(StoreLimits::default()))
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_grace_window_runs_only_while_nobody_is_attached() {
         let (tx, rx) = watch::channel(1usize);
         let grace = Duration::from_secs(30);
-        let watch = tokio::spawn(abandoned(rx, Some(grace)));
+        let watch = tokio::spawn(abandoned(rx, Some(grace), log(), StreamId::random()));
         tokio::time::sleep(Duration::from_secs(100)).await;
         assert!(!watch.is_finished(), "attached: never abandoned");
         tx.send_replace(0);
@@ -274,7 +338,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn without_a_grace_window_a_stream_is_never_abandoned() {
         let (_tx, rx) = watch::channel(0usize);
-        let watch = tokio::spawn(abandoned(rx, None));
+        let watch = tokio::spawn(abandoned(rx, None, log(), StreamId::random()));
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(!watch.is_finished());
     }

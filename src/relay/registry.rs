@@ -100,6 +100,15 @@ impl Registry {
             .map_or(0, |l| *l.subscribers.borrow())
     }
 
+    /// Streams with at least one subscriber attached here.
+    pub fn watched(&self) -> Vec<StreamId> {
+        lock(&self.inner)
+            .iter()
+            .filter(|(_, l)| *l.subscribers.borrow() > 0)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     fn release(&self, id: &StreamId, producer: bool) {
         let mut map = lock(&self.inner);
         let Some(local) = map.get_mut(id) else { return };

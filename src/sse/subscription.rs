@@ -71,12 +71,15 @@ impl Subscription {
         } = self;
         async_stream::stream! {
             let _guard = guard;
+            // Another instance's producer must know the stream is watched (grace window); the
+            // relay's presence task repeats this while the subscriber stays.
+            log.touch(&id).await;
             let mut out = FrameWriter::new(retry_ms);
             if let Some(reset) = reset {
                 renderer.reset(&EventId::new(&epoch, after).to_string(), &reset, &mut out);
                 yield Ok(out.take());
             }
-            let events = read_from(log, id, after);
+            let events = read_from(Arc::clone(&log), id.clone(), epoch.clone(), after);
             futures::pin_mut!(events);
             let mut ticker = interval_at(Instant::now() + keepalive, keepalive);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);

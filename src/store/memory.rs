@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{
-    Created, EventLog, LogHead, Page, Retention, StoreError, StoreLimits, StreamInfo, StreamMeta,
+    Created, EventLog, LogHead, NewStream, Page, Retention, StoreError, StoreLimits, StreamInfo,
+    StreamMeta,
 };
 use crate::event::{Aggregate, Epoch, Event, EventBody, StreamId, StreamStatus, unix_millis};
 
@@ -191,20 +192,22 @@ impl Log {
 
 #[async_trait]
 impl EventLog for MemoryStore {
-    async fn create(
-        &self,
-        id: &StreamId,
-        meta: StreamMeta,
-        retention: Retention,
-        idempotency_key: Option<&str>,
-    ) -> Result<Created, StoreError> {
+    async fn create(&self, new: NewStream) -> Result<Created, StoreError> {
+        let NewStream {
+            id,
+            meta,
+            retention,
+            idempotency_key,
+            leased: _,
+        } = new;
+        let id = &id;
         if self.bytes_used() >= self.shared.limits.memory_budget_bytes {
             self.evict_finished();
             if self.bytes_used() >= self.shared.limits.memory_budget_bytes {
                 return Err(StoreError::Full);
             }
         }
-        let idempotency = idempotency_key.map(|k| (meta.owner.clone(), k.to_owned()));
+        let idempotency = idempotency_key.map(|k| (meta.owner.clone(), k));
         let mut state = lock(&self.shared.state);
         if let Some(existing) = idempotency.as_ref().and_then(|k| state.idempotency.get(k)) {
             // A key whose stream's status expired (but was not swept yet) is free again.
@@ -331,6 +334,7 @@ impl EventLog for MemoryStore {
         let skip = (after + 1).saturating_sub(log.first_seq) as usize;
         let events = log.events.iter().skip(skip).take(limit).cloned().collect();
         Ok(Page {
+            epoch: entry.epoch.clone(),
             first_seq: log.first_seq,
             events,
         })

@@ -79,6 +79,20 @@ impl Default for StoreLimits {
     }
 }
 
+/// What [`EventLog::create`] needs to start a log.
+#[derive(Clone, Debug)]
+pub struct NewStream {
+    pub id: StreamId,
+    pub meta: StreamMeta,
+    pub retention: Retention,
+    /// Scoped by the caller; with `meta.owner` it names at most one stream.
+    pub idempotency_key: Option<String>,
+    /// A producer on this instance will append to it: the store holds a lease for it (renewed
+    /// while it runs, fencing appends), so another instance can end it `producer_lost` if this
+    /// one dies. Streams fed through the API (agents) have no lease.
+    pub leased: bool,
+}
+
 /// The outcome of [`EventLog::create`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Created {
@@ -115,6 +129,7 @@ pub struct StreamInfo {
 /// A batch of events read from a position.
 #[derive(Clone, Debug)]
 pub struct Page {
+    pub epoch: Epoch,
     /// The oldest retained seq when the page was read: above `after + 1` means events were lost
     /// to the window before this reader got to them.
     pub first_seq: u64,
@@ -134,6 +149,13 @@ pub enum StoreError {
     Full,
     #[error("event store unavailable: {0}")]
     Unavailable(String),
+    /// The store lost the log and it was recreated under a new epoch: positions in the old
+    /// one mean nothing now (readers end; clients resuming get `reset`).
+    #[error("the stream's log was lost and recreated")]
+    Replaced,
+    /// This instance's lease on the stream was taken over: its producer must stop.
+    #[error("the producer's lease was taken over")]
+    Fenced,
 }
 
 /// The event-log store. Object-safe; chosen from config at startup.
@@ -144,13 +166,7 @@ pub enum StoreError {
 pub trait EventLog: Send + Sync + 'static {
     /// Creates the log with a fresh epoch. With an idempotency key already used by `owner`,
     /// returns that stream instead. Fails with `Full` when the store cannot take a new stream.
-    async fn create(
-        &self,
-        id: &StreamId,
-        meta: StreamMeta,
-        retention: Retention,
-        idempotency_key: Option<&str>,
-    ) -> Result<Created, StoreError>;
+    async fn create(&self, new: NewStream) -> Result<Created, StoreError>;
 
     /// Appends events in order and returns the last assigned seq. A terminal event finishes the
     /// stream; anything after it is refused with `Finished`.
@@ -171,12 +187,25 @@ pub trait EventLog: Send + Sync + 'static {
     /// Status and aggregate; available for longer than the log.
     async fn info(&self, id: &StreamId) -> Result<StreamInfo, StoreError>;
 
-    /// Up to `limit` events with seq greater than `after`.
+    /// Up to `limit` events with seq greater than `after`, with the epoch they belong to.
     async fn read(&self, id: &StreamId, after: u64, limit: usize) -> Result<Page, StoreError>;
 
-    /// Resolves once the log holds an event after `after` (true) or the stream has finished
-    /// with nothing after `after` (false).
+    /// Resolves once the log may hold an event after `after` (true; callers read again, and a
+    /// store may wake spuriously) or the stream has finished with nothing after `after`
+    /// (false). `wait(id, u64::MAX)` therefore resolves when the stream finishes.
     async fn wait(&self, id: &StreamId, after: u64) -> Result<bool, StoreError>;
+
+    /// Records that a subscriber is attached to `id` (on any instance), so that a producer on
+    /// another instance does not abandon the stream. Stores with one instance need nothing.
+    async fn touch(&self, _id: &StreamId) {}
+
+    /// Unix milliseconds when a subscriber last touched `id` anywhere, if the store tracks it.
+    async fn last_touched(&self, _id: &StreamId) -> Option<u64> {
+        None
+    }
+
+    /// The producer of `id` on this instance has stopped: stop renewing its lease.
+    async fn release(&self, _id: &StreamId) {}
 
     /// Whether the store can serve requests (for `/readyz`).
     async fn ready(&self) -> bool;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::Stream;
 
 use super::{EventLog, StoreError};
-use crate::event::{Event, StreamId};
+use crate::event::{Epoch, Event, StreamId};
 
 /// Events read per store call; bounds the memory one reader holds at a time.
 const PAGE: usize = 256;
@@ -23,12 +23,14 @@ pub enum LogItem {
     },
 }
 
-/// Reads `id`'s log after seq `after`, in order, until the terminal event (included).
+/// Reads `id`'s log after seq `after` of `epoch`, in order, until the terminal event (included).
 ///
-/// Ends after an error; the stream simply ends if the log finished with nothing after `after`.
+/// Ends after an error (`Replaced` if the log was recreated under another epoch); the stream
+/// simply ends if the log finished with nothing after `after`.
 pub fn read_from(
     log: Arc<dyn EventLog>,
     id: StreamId,
+    epoch: Epoch,
     mut after: u64,
 ) -> impl Stream<Item = Result<LogItem, StoreError>> + Send + 'static {
     async_stream::stream! {
@@ -40,6 +42,10 @@ pub fn read_from(
                     return;
                 }
             };
+            if page.epoch != epoch {
+                yield Err(StoreError::Replaced);
+                return;
+            }
             if page.first_seq > after + 1 {
                 after = page.first_seq - 1;
                 yield Ok(LogItem::Skipped { first_seq: page.first_seq });

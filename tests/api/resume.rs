@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use serde_json::Value;
 use tokenrelay::event::{EventBody, Format, StreamId, StreamKind};
-use tokenrelay::store::{Retention, StreamMeta};
+use tokenrelay::store::{NewStream, Retention, StreamMeta};
 
 use crate::support::{SseEvent, SseReader, TestApp, chat, spawn_app};
 
@@ -130,7 +130,13 @@ async fn rule_3_a_position_before_a_sliding_window_gets_reset() {
     };
     app.state
         .log()
-        .create(&id, meta, window, None)
+        .create(NewStream {
+            id: id.clone(),
+            meta,
+            retention: window,
+            idempotency_key: None,
+            leased: false,
+        })
         .await
         .unwrap();
     for i in 0..30 {

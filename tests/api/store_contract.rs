@@ -10,7 +10,8 @@ use tokenrelay::event::{
     EventBody, Format, MessageDelta, StreamId, StreamKind, StreamStatus, Text,
 };
 use tokenrelay::store::{
-    Created, EventLog, LogItem, Retention, StoreError, StoreLimits, StreamMeta, read_from,
+    Created, EventLog, LogItem, NewStream, Retention, StoreError, StoreLimits, StreamMeta,
+    read_from,
 };
 
 fn meta(owner: &str) -> StreamMeta {
@@ -35,10 +36,26 @@ fn delta(text: &str) -> EventBody {
     })
 }
 
+async fn create(
+    log: &Arc<dyn EventLog>,
+    id: &StreamId,
+    owner: &str,
+    retention: Retention,
+    key: Option<&str>,
+) -> Result<Created, StoreError> {
+    log.create(NewStream {
+        id: id.clone(),
+        meta: meta(owner),
+        retention,
+        idempotency_key: key.map(str::to_owned),
+        leased: true,
+    })
+    .await
+}
+
 async fn new_stream(log: &Arc<dyn EventLog>) -> StreamId {
     let id = StreamId::random();
-    let created = log
-        .create(&id, meta("owner"), Retention::Full, None)
+    let created = create(&log, &id, "owner", Retention::Full, None)
         .await
         .unwrap();
     assert!(matches!(created, Created::New { .. }));
@@ -92,31 +109,30 @@ pub async fn the_terminal_event_is_the_last_one_ever(log: Arc<dyn EventLog>) {
 
 pub async fn an_idempotency_key_names_one_stream_per_owner(log: Arc<dyn EventLog>) {
     let first = StreamId::random();
-    let created = log
-        .create(&first, meta("alice"), Retention::Full, Some("k1"))
+    let created = create(&log, &first, "alice", Retention::Full, Some("k1"))
         .await
         .unwrap();
     let epoch = match created {
         Created::New { epoch } => epoch,
         other => panic!("{other:?}"),
     };
-    let again = log
-        .create(
-            &StreamId::random(),
-            meta("alice"),
-            Retention::Full,
-            Some("k1"),
-        )
-        .await;
+    let again = create(
+        &log,
+        &StreamId::random(),
+        "alice",
+        Retention::Full,
+        Some("k1"),
+    )
+    .await;
     assert_eq!(again, Ok(Created::Existing(first.clone())));
-    let other = log
-        .create(
-            &StreamId::random(),
-            meta("bob"),
-            Retention::Full,
-            Some("k1"),
-        )
-        .await;
+    let other = create(
+        &log,
+        &StreamId::random(),
+        "bob",
+        Retention::Full,
+        Some("k1"),
+    )
+    .await;
     assert!(matches!(other, Ok(Created::New { .. })));
     assert_eq!(log.head(&first).await.unwrap().epoch, epoch);
 }
@@ -160,9 +176,10 @@ pub async fn readers_replay_then_follow_a_fast_producer_without_gaps(log: Arc<dy
     for i in 0..100 {
         log.append(&id, vec![delta(&format!("{i}"))]).await.unwrap();
     }
+    let epoch = log.head(&id).await.unwrap().epoch;
     let readers: Vec<_> = (0..8)
         .map(|r| {
-            let stream = read_from(Arc::clone(&log), id.clone(), r * 10);
+            let stream = read_from(Arc::clone(&log), id.clone(), epoch.clone(), r * 10);
             tokio::spawn(async move {
                 stream
                     .map(|item| match item.unwrap() {
@@ -214,7 +231,7 @@ pub async fn a_window_keeps_only_recent_events_and_says_what_was_skipped(log: Ar
         max_events: 5,
         max_age: Duration::from_secs(600),
     };
-    log.create(&id, meta("owner"), window, None).await.unwrap();
+    create(&log, &id, "owner", window, None).await.unwrap();
     for i in 0..12 {
         let body = EventBody::TranscriptDelta(Text {
             text: format!("{i}"),
@@ -223,7 +240,8 @@ pub async fn a_window_keeps_only_recent_events_and_says_what_was_skipped(log: Ar
     }
     let head = log.head(&id).await.unwrap();
     assert_eq!((head.first_seq, head.last_seq), (8, 12));
-    let mut reader = Box::pin(read_from(Arc::clone(&log), id.clone(), 2));
+    let epoch = log.head(&id).await.unwrap().epoch;
+    let mut reader = Box::pin(read_from(Arc::clone(&log), id.clone(), epoch, 2));
     match reader.next().await.unwrap().unwrap() {
         LogItem::Skipped { first_seq } => assert_eq!(first_seq, 8),
         other => panic!("{other:?}"),
