@@ -55,7 +55,7 @@ async fn create(
 
 async fn new_stream(log: &Arc<dyn EventLog>) -> StreamId {
     let id = StreamId::random();
-    let created = create(&log, &id, "owner", Retention::Full, None)
+    let created = create(log, &id, "owner", Retention::Full, None)
         .await
         .unwrap();
     assert!(matches!(created, Created::New { .. }));
