@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, Secrets, secs};
 use crate::providers::{MockProvider, OpenAiConfig, OpenAiProvider, Providers};
 use crate::relay::{Relay, Timeouts};
-use crate::store::{EventLog, MemoryStore};
+use crate::store::{EventLog, MemoryStore, RedisConfig, RedisStore};
 
 /// How often finished streams are checked for expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -32,7 +32,12 @@ pub struct Inner {
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
     /// open SSE responses end so their clients resume elsewhere.
     pub shutdown: CancellationToken,
+    /// Producers, the sweeper and the presence task.
     pub tasks: TaskTracker,
+    /// The store's own background work, stopped only after every producer has ended (their
+    /// leases must be renewed while they drain).
+    store_tasks: TaskTracker,
+    store_stop: CancellationToken,
 }
 
 impl Deref for AppState {
@@ -49,13 +54,27 @@ pub enum StartupError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("cannot use the store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl AppState {
     /// The state for `config`: the configured store and every provider.
     pub fn new(config: Config, secrets: Secrets) -> Result<Self, StartupError> {
         config.validate()?;
-        let log: Arc<dyn EventLog> = Arc::new(MemoryStore::new(config.limits.store_limits()));
+        let limits = config.limits.store_limits();
+        let log: Arc<dyn EventLog> = if config.store.starts_with("redis://") {
+            Arc::new(RedisStore::new(
+                RedisConfig {
+                    url: config.store.clone(),
+                    prefix: config.redis.key_prefix.clone(),
+                    lease: secs(config.redis.lease_secs),
+                },
+                limits,
+            )?)
+        } else {
+            Arc::new(MemoryStore::new(limits))
+        };
         let openai = OpenAiProvider::new(OpenAiConfig {
             base_url: config.upstream.openai_base_url.clone(),
             api_key: secrets.openai_api_key,
@@ -79,6 +98,8 @@ impl AppState {
             idle: secs(config.upstream.idle_timeout_secs),
             store_retry: Duration::from_secs(config.store_retry_secs),
         };
+        let (store_tasks, store_stop) = (TaskTracker::new(), CancellationToken::new());
+        log.start(&store_tasks, store_stop.clone());
         let relay = Relay::new(log, tasks.clone(), timeouts);
         Self(Arc::new(Inner {
             config,
@@ -86,6 +107,8 @@ impl AppState {
             providers,
             shutdown: CancellationToken::new(),
             tasks,
+            store_tasks,
+            store_stop,
         }))
     }
 
@@ -144,5 +167,8 @@ pub async fn serve(
         state.relay.interrupt_all();
         state.tasks.wait().await;
     }
+    state.store_stop.cancel();
+    state.store_tasks.close();
+    state.store_tasks.wait().await;
     served
 }

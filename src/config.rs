@@ -33,6 +33,27 @@ pub struct Config {
     pub default_provider: Option<String>,
     pub limits: Limits,
     pub upstream: Upstream,
+    pub redis: Redis,
+}
+
+/// Settings of the Redis store (used when `store` is a `redis://` URL).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redis {
+    /// Prefix of every key: deployments sharing one Redis use different prefixes.
+    pub key_prefix: String,
+    /// Seconds a producer's lease lasts without renewal. When an instance dies, its streams
+    /// end `producer_lost` within about this long.
+    pub lease_secs: f64,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Self {
+            key_prefix: "tokenrelay".to_owned(),
+            lease_secs: 15.0,
+        }
+    }
 }
 
 /// Per-stream caps, memory budget and retention.
@@ -72,6 +93,7 @@ impl Default for Config {
             default_provider: None,
             limits: Limits::default(),
             upstream: Upstream::default(),
+            redis: Redis::default(),
         }
     }
 }
@@ -189,11 +211,16 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.store != "memory" {
+        if self.store != "memory" && !self.store.starts_with("redis://") {
             return Err(ConfigError::Invalid(format!(
-                "store `{}` is not supported yet; use `memory`",
+                "store `{}` is not supported; use `memory` or a `redis://` URL",
                 self.store
             )));
+        }
+        if self.redis.lease_secs < 0.5 {
+            return Err(ConfigError::Invalid(
+                "redis.lease_secs must be at least 0.5".into(),
+            ));
         }
         if self.keepalive_secs == 0 {
             return Err(ConfigError::Invalid(

@@ -99,6 +99,11 @@ impl Epoch {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An epoch read back from a store.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
 }
 
 impl fmt::Display for Epoch {

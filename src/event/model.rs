@@ -28,6 +28,16 @@ impl Event {
         }
     }
 
+    /// An event read back from a store that kept its encoded `data`.
+    pub fn from_stored(seq: u64, time_ms: u64, body: EventBody, data: Box<str>) -> Self {
+        Self {
+            seq,
+            time_ms,
+            body,
+            data,
+        }
+    }
+
     /// Approximate bytes held in memory, used for the per-stream cap and the global budget.
     pub fn size(&self) -> usize {
         // Fixed part: seq, time, enum tag, boxes and the Arc around the event.
@@ -118,6 +128,12 @@ impl EventBody {
         };
         // These types hold only strings, numbers and JSON values: serializing cannot fail.
         value.unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Rebuilds a body from its type name and `data` JSON, as a store keeps them.
+    pub fn from_parts(type_name: &str, data: &str) -> Result<Self, serde_json::Error> {
+        let name = serde_json::to_string(type_name)?;
+        serde_json::from_str(&format!("{{\"type\":{name},\"data\":{data}}}"))
     }
 
     /// The status a stream ends in when this event is appended, if it is a terminal event.
@@ -282,6 +298,8 @@ mod tests {
             }),
         ];
         for body in bodies {
+            let back = EventBody::from_parts(body.type_name(), &body.data_json()).unwrap();
+            assert_eq!(back, body);
             let json = serde_json::to_value(&body).unwrap();
             assert_eq!(json["type"], body.type_name());
             assert_eq!(serde_json::from_value::<EventBody>(json).unwrap(), body);

@@ -289,13 +289,9 @@ async fn abandoned(
 
 /// Resolves when the stream was finished by someone else (a cancel on any instance).
 async fn finished_elsewhere(log: &Arc<dyn EventLog>, id: &StreamId) {
-    loop {
-        match log.wait(id, u64::MAX).await {
-            Ok(false) => return,
-            Ok(true) => {}
-            // The store is unreachable: the producer's own appends decide what happens.
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
+    while log.finished(id).await.is_err() {
+        // The store is unreachable: the producer's own appends decide what happens.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

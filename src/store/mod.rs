@@ -4,9 +4,11 @@
 //! several instances. The contract is in [`EventLog`]'s docs and in `tests/api/store_contract.rs`.
 
 mod memory;
+mod redis;
 mod subscribe;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisConfig, RedisStore};
 pub use subscribe::{LogItem, read_from};
 
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::event::{
     Aggregate, Epoch, Event, EventBody, Format, StreamId, StreamKind, StreamStatus,
@@ -195,6 +199,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// (false). `wait(id, u64::MAX)` therefore resolves when the stream finishes.
     async fn wait(&self, id: &StreamId, after: u64) -> Result<bool, StoreError>;
 
+    /// Resolves when the stream has finished (a producer watches for a cancel from anywhere).
+    async fn finished(&self, id: &StreamId) -> Result<(), StoreError> {
+        while self.wait(id, u64::MAX).await? {}
+        Ok(())
+    }
+
     /// Records that a subscriber is attached to `id` (on any instance), so that a producer on
     /// another instance does not abandon the stream. Stores with one instance need nothing.
     async fn touch(&self, _id: &StreamId) {}
@@ -212,4 +222,8 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Drops what retention says is gone. Called periodically by a tracked task.
     async fn sweep(&self);
+
+    /// Starts the store's own background work (leases, notifications) on `tasks`, ending
+    /// when `stop` fires, which happens after every producer has ended.
+    fn start(&self, _tasks: &TaskTracker, _stop: CancellationToken) {}
 }

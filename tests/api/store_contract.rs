@@ -261,12 +261,12 @@ pub fn limits() -> StoreLimits {
 }
 
 /// Generates one `#[tokio::test]` per contract item for a store. `$make` is an async block
-/// giving `Option<Arc<dyn EventLog>>`; None skips (a store whose server is not available).
+/// giving the store; `$attr` are attributes for every test (e.g. the Redis ignore rule).
 macro_rules! contract {
-    ($store:ident, $make:expr) => {
+    ($store:ident, $make:expr $(, #[$attr:meta])*) => {
         mod $store {
             use super::*;
-            contract!(@each $make;
+            contract!(@each $make, [$(#[$attr])*];
                 seqs_are_dense_from_one_and_reads_are_ordered,
                 the_terminal_event_is_the_last_one_ever,
                 an_idempotency_key_names_one_stream_per_owner,
@@ -278,18 +278,24 @@ macro_rules! contract {
             );
         }
     };
-    (@each $make:expr; $($test:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            async fn $test() {
-                if let Some(log) = $make.await {
-                    super::$test(log).await;
-                }
-            }
-        )*
+    (@each $make:expr, $attrs:tt; $($test:ident),* $(,)?) => {
+        $( contract!(@one $make, $attrs, $test); )*
+    };
+    (@one $make:expr, [$(#[$attr:meta])*], $test:ident) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $test() {
+            super::$test($make.await).await;
+        }
     };
 }
 
 contract!(memory, async {
-    Some(Arc::new(tokenrelay::store::MemoryStore::new(limits())) as Arc<dyn EventLog>)
+    Arc::new(tokenrelay::store::MemoryStore::new(limits())) as Arc<dyn EventLog>
 });
+
+contract!(
+    redis,
+    crate::support::redis::store(limits()),
+    #[cfg_attr(not(redis_tests), ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)")]
+);
