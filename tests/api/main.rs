@@ -6,6 +6,7 @@
 
 mod support;
 
+mod cluster;
 mod errors;
 mod lifecycle;
 mod limits;

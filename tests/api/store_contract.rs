@@ -53,6 +53,17 @@ async fn create(
     .await
 }
 
+/// A leased chat stream, as a producer on this instance would create it.
+pub fn new_leased(id: &StreamId) -> NewStream {
+    NewStream {
+        id: id.clone(),
+        meta: meta("owner"),
+        retention: Retention::Full,
+        idempotency_key: None,
+        leased: true,
+    }
+}
+
 async fn new_stream(log: &Arc<dyn EventLog>) -> StreamId {
     let id = StreamId::random();
     let created = create(log, &id, "owner", Retention::Full, None)

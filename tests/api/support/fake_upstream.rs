@@ -90,6 +90,11 @@ impl FakeUpstream {
         format!("http://{}/v1", self.addr)
     }
 
+    /// Changes what later requests get.
+    pub fn set_reply(&self, reply: Reply) {
+        *self.shared.reply.lock().unwrap() = reply;
+    }
+
     /// Bodies of the requests received, with their `authorization` header.
     pub fn requests(&self) -> Vec<(Option<String>, Value)> {
         self.shared.requests.lock().unwrap().clone()

@@ -1,6 +1,7 @@
 //! Test harness: the real server on port 0, an SSE client, and a scriptable fake upstream.
 
 pub mod fake_upstream;
+pub mod process;
 pub mod redis;
 pub mod sse;
 

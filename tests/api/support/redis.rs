@@ -28,3 +28,65 @@ pub async fn store(limits: StoreLimits) -> Arc<dyn EventLog> {
     store.start(&TaskTracker::new(), CancellationToken::new());
     Arc::new(store)
 }
+
+/// A private `redis-server` on a free port, for tests that flush or restart Redis without
+/// disturbing the others. Killed on drop.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.restart().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Starts the server (again, on the same port, empty: no persistence).
+    pub async fn restart(&mut self) {
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed where Redis tests run");
+        self.child = Some(child);
+        let client = ::redis::Client::open(self.url()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                let pong: Result<String, _> = ::redis::cmd("PING").query_async(&mut conn).await;
+                if pong.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    pub async fn flush_all(&self) {
+        let client = ::redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = ::redis::cmd("FLUSHALL")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
