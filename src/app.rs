@@ -1,7 +1,7 @@
 //! Assembly: the shared state built from config, and `serve`, which runs the HTTP server on
 //! an already-bound listener until a shutdown future resolves, then drains.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How often the store hears which streams have subscribers here; well under the shortest
 /// sensible grace window, so another instance's producer never abandons a watched stream.
 const PRESENCE_EVERY: Duration = Duration::from_secs(5);
+/// After the drain window, connections still open get this long before they are dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -148,18 +150,22 @@ pub async fn serve(
         }
     });
     let router = crate::http::router(state.clone());
-    let token = state.shutdown.clone();
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining");
-            token.cancel();
-        })
-        .await;
+    let graceful = axum::serve(listener, router)
+        .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
+        .into_future();
+    let mut server = tokio::spawn(graceful);
+    let died = tokio::select! {
+        () = shutdown => None,
+        served = &mut server => Some(served),
+    };
+    tracing::info!("shutting down: draining");
     state.shutdown.cancel();
+    // The drain window counts from the signal, whatever the connections do: a client that
+    // stops reading must not hold the shutdown hostage.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(state.config.shutdown_drain_secs);
     state.tasks.close();
-    let drain = Duration::from_secs(state.config.shutdown_drain_secs);
-    if tokio::time::timeout(drain, state.tasks.wait())
+    if tokio::time::timeout_at(deadline, state.tasks.wait())
         .await
         .is_err()
     {
@@ -167,8 +173,19 @@ pub async fn serve(
         state.relay.interrupt_all();
         state.tasks.wait().await;
     }
+    let served = match died {
+        Some(served) => served,
+        None => match tokio::time::timeout_at(deadline + CLOSE_GRACE, &mut server).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::warn!("closing connections that did not finish in the drain window");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
     state.store_stop.cancel();
     state.store_tasks.close();
     state.store_tasks.wait().await;
-    served
+    served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }

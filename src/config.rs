@@ -217,15 +217,53 @@ impl Config {
                 self.store
             )));
         }
-        if self.redis.lease_secs < 0.5 {
-            return Err(ConfigError::Invalid(
-                "redis.lease_secs must be at least 0.5".into(),
-            ));
+        let day = 86_400;
+        let ranges = [
+            ("keepalive_secs", self.keepalive_secs, 1, 3600),
+            ("detach_grace_secs", self.detach_grace_secs, 0, day),
+            ("shutdown_drain_secs", self.shutdown_drain_secs, 0, 3600),
+            ("store_retry_secs", self.store_retry_secs, 0, 3600),
+            (
+                "limits.log_retention_secs",
+                self.limits.log_retention_secs,
+                1,
+                30 * day,
+            ),
+            (
+                "limits.status_retention_secs",
+                self.limits.status_retention_secs,
+                1,
+                30 * day,
+            ),
+        ];
+        for (name, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be between {min} and {max}"
+                )));
+            }
         }
-        if self.keepalive_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "keepalive_secs must be at least 1".into(),
-            ));
+        let timeouts = [
+            (
+                "upstream.connect_timeout_secs",
+                self.upstream.connect_timeout_secs,
+            ),
+            (
+                "upstream.first_event_timeout_secs",
+                self.upstream.first_event_timeout_secs,
+            ),
+            (
+                "upstream.idle_timeout_secs",
+                self.upstream.idle_timeout_secs,
+            ),
+            ("redis.lease_secs", self.redis.lease_secs),
+        ];
+        for (name, value) in timeouts {
+            if !(0.05..=86_400.0).contains(&value) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be between 0.05 and 86400"
+                )));
+            }
         }
         if self.limits.max_stream_events < 2 {
             return Err(ConfigError::Invalid(
@@ -257,6 +295,18 @@ mod tests {
             default.upstream.openai_base_url
         );
         parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused_before_they_can_overflow_a_timer() {
+        let huge = Config::parse("keepalive_secs = 9223372036854775807").unwrap();
+        assert!(huge.validate().is_err());
+        let mut config = Config::default();
+        config.limits.log_retention_secs = u64::MAX;
+        assert!(config.validate().is_err());
+        config = Config::default();
+        config.upstream.idle_timeout_secs = f64::INFINITY;
+        assert!(config.validate().is_err());
     }
 
     #[test]

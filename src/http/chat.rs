@@ -16,7 +16,10 @@ use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
 use crate::providers::{ChatRequest, Resolved};
 use crate::relay::{ChatLaunch, Launched, SubscriberGuard};
-use crate::store::{StreamInfo, StreamMeta};
+use crate::store::{StoreError, StreamInfo, StreamMeta};
+
+/// Model names are stored with every stream; real ones are far shorter.
+const MAX_MODEL_LEN: usize = 256;
 
 /// The owner of every stream until API keys exist.
 const ANONYMOUS: &str = "anonymous";
@@ -85,6 +88,12 @@ fn prepare(
 ) -> Result<(Prepared, Tokens), ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::EmptyMessages);
+    }
+    if request.model.len() > MAX_MODEL_LEN {
+        return Err(ApiError::InvalidField {
+            param: "model".into(),
+            message: format!("`model` is longer than {MAX_MODEL_LEN} bytes"),
+        });
     }
     let upstream = state.providers.resolve(&request.model)?;
     let tokens = Tokens {
@@ -179,17 +188,16 @@ async fn collect(
 ) -> Result<Response, ApiError> {
     let _guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
     let log = state.log();
-    // The status outlives the log, so a repeated request can still be answered late.
-    let info = loop {
-        let info = log.info(&id).await?;
-        if info.head.status.is_finished() {
-            break info;
-        }
-        tokio::select! {
-            waited = log.wait(&id, info.head.last_seq) => { waited?; }
-            () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
-        }
-    };
+    // Waiting touches only the head; the aggregate is read once, at the end. The status
+    // outlives the log, so a late repeated request is still answered from it.
+    tokio::select! {
+        finished = log.finished(&id) => match finished {
+            Ok(()) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        },
+        () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+    }
+    let info = log.info(&id).await?;
     let aggregate = &info.aggregate;
     let response = match info.head.status {
         StreamStatus::Completed => Json(completion(&info)).into_response(),

@@ -17,6 +17,8 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("{message}")]
     InvalidField { param: String, message: String },
+    #[error("{message}")]
+    MissingField { param: String, message: String },
     #[error("`messages` must contain at least one message")]
     EmptyMessages,
     #[error("stream kind `{0}` is not supported; use `chat`")]
@@ -62,6 +64,7 @@ impl ApiError {
         match self {
             Self::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             Self::InvalidField { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::MissingField { .. } => (StatusCode::BAD_REQUEST, "missing_field"),
             Self::EmptyMessages => (StatusCode::BAD_REQUEST, "empty_messages"),
             Self::UnsupportedKind(_) => (StatusCode::BAD_REQUEST, "unsupported_kind"),
             Self::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
@@ -88,7 +91,7 @@ impl ApiError {
 
     fn param(&self) -> Option<&str> {
         match self {
-            Self::InvalidField { param, .. } => Some(param),
+            Self::InvalidField { param, .. } | Self::MissingField { param, .. } => Some(param),
             Self::EmptyMessages => Some("messages"),
             Self::ModelNotFound(_) => Some("model"),
             Self::UnsupportedFormat(_) => Some("format"),

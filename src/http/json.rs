@@ -43,6 +43,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Some(field) => format!("{path}.{field}"),
             None => path,
         };
+        if let Some(field) = missing_field(&detail) {
+            return ApiError::MissingField {
+                message: format!("missing required field `{field}`"),
+                param,
+            };
+        }
         let message = if param.is_empty() {
             format!("invalid request: {detail}")
         } else {

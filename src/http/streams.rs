@@ -34,7 +34,7 @@ pub async fn create(
             body.kind.chars().take(40).collect(),
         ));
     }
-    let request = body.request.ok_or_else(|| ApiError::InvalidField {
+    let request = body.request.ok_or_else(|| ApiError::MissingField {
         param: "request".into(),
         message: "a chat stream needs `request`, a chat completion request".into(),
     })?;

@@ -19,7 +19,7 @@ pub enum LineError<E> {
     Transport(E),
 }
 
-/// Splits `body` into lines that each end with their terminator (LF, CRLF or a lone CR).
+/// Splits `body` into lines (ended by LF, CRLF or a lone CR), each passed on ending in LF.
 ///
 /// A CR at the end of a read is held until the next byte shows whether an LF follows, so a
 /// CRLF split across reads never becomes two line ends. An unterminated tail at the end of the
@@ -65,13 +65,17 @@ where
                     yield Err(LineError::TooLong(max_line));
                     return;
                 }
-                let line = buf.split_to(len).freeze();
+                // Every line leaves here ending in LF: eventsource-stream treats a trailing lone
+                // CR as "maybe CRLF" and would hold the line until more bytes come.
+                let mut line = buf.split_to(len);
+                line.truncate(end);
+                line.extend_from_slice(b"\n");
                 scanned = 0;
                 if std::str::from_utf8(&line).is_err() {
                     yield Err(LineError::Utf8);
                     return;
                 }
-                yield Ok(line);
+                yield Ok(line.freeze());
             }
             if buf.len() > max_line {
                 yield Err(LineError::TooLong(max_line));
@@ -80,9 +84,11 @@ where
         }
         // A lone CR at the very end is still a complete line end.
         if buf.last() == Some(&b'\r') {
-            let line = buf.split().freeze();
+            let mut line = buf.split();
+            line.truncate(line.len() - 1);
+            line.extend_from_slice(b"\n");
             if std::str::from_utf8(&line).is_ok() {
-                yield Ok(line);
+                yield Ok(line.freeze());
             } else {
                 yield Err(LineError::Utf8);
             }
@@ -111,9 +117,9 @@ mod tests {
     async fn every_line_ending_is_recognised_even_when_split() {
         assert_eq!(
             lines(&[b"a\r", b"\nb\rc\n", b"\r", b"\r\nd"]).await,
-            ["a\r\n", "b\r", "c\n", "\r", "\r\n"]
+            ["a\n", "b\n", "c\n", "\n", "\n"]
         );
-        assert_eq!(lines(&[b"x\r"]).await, ["x\r"]);
+        assert_eq!(lines(&[b"x\r"]).await, ["x\n"]);
     }
 
     #[tokio::test]

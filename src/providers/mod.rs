@@ -80,6 +80,9 @@ pub enum ProviderEvent {
     Event(EventBody),
     /// The upstream finished normally; nothing follows.
     Done { finish_reason: Option<String> },
+    /// The upstream sent something with nothing to append (a role chunk, an empty delta): it
+    /// is alive, which counts for the first-event and idle timeouts.
+    Heartbeat,
 }
 
 pub type ProviderStream = BoxStream<'static, Result<ProviderEvent, ProviderError>>;

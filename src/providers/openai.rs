@@ -162,6 +162,12 @@ where
         let mut state = ChunkState::default();
         while let Some(event) = events.next().await {
             let data = match event {
+                // Some servers name error frames instead of shaping them `{"error": ...}`.
+                Ok(event) if event.event == "error" => {
+                    let detail: String = event.data.chars().take(500).collect();
+                    yield Err(ProviderError::new(ProviderErrorKind::Stream, format!("upstream error event: {detail}")));
+                    return;
+                }
                 Ok(event) => event.data,
                 Err(e) => {
                     yield Err(frame_error(e));
@@ -169,6 +175,7 @@ where
                 }
             };
             match normalize(&data, &mut state) {
+                Ok(items) if items.is_empty() => yield Ok(ProviderEvent::Heartbeat),
                 Ok(items) => {
                     for item in items {
                         let done = matches!(item, ProviderEvent::Done { .. });
@@ -300,6 +307,15 @@ fn push_text(
 
 // Wire types: only the fields tokenrelay reads; everything else is ignored.
 
+/// `null` where a list or number is expected means "none"/0, as most SDKs read it.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// Compatible upstreams disagree on some field types (a `reasoning` object, array content):
 /// a value that is not a string is skipped rather than failing the whole chunk.
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -311,7 +327,7 @@ fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<WireUsage>,
@@ -321,7 +337,7 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct Choice {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     index: u32,
     #[serde(default)]
     delta: Option<Delta>,
@@ -345,7 +361,7 @@ struct Delta {
 
 #[derive(Deserialize)]
 struct WireToolCall {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     index: u32,
     #[serde(default)]
     id: Option<String>,

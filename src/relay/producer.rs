@@ -134,6 +134,7 @@ impl Producer {
                         done = Some(Ok(finish_reason));
                         break;
                     }
+                    Ok(ProviderEvent::Heartbeat) => {}
                     Err(e) => {
                         done = Some(Err(e));
                         break;
@@ -147,7 +148,7 @@ impl Producer {
                     .now_or_never()
                     .map(|i| i.unwrap_or_else(|| Err(truncated())));
             }
-            if !self.append(std::mem::take(&mut batch)).await {
+            if !batch.is_empty() && !self.append(std::mem::take(&mut batch)).await {
                 return;
             }
             if let Some(started) = self.started.take() {

@@ -117,16 +117,27 @@ impl MemoryStore {
         log.dropped = true;
     }
 
+    /// Every stream, cloned out under a brief hold of the global lock.
+    fn snapshot(&self) -> Vec<(StreamId, Arc<Entry>)> {
+        lock(&self.shared.state)
+            .streams
+            .iter()
+            .map(|(id, e)| (id.clone(), Arc::clone(e)))
+            .collect()
+    }
+
     /// Frees finished streams' logs, oldest first, until the store is under budget.
     fn evict_finished(&self) {
         let budget = self.shared.limits.memory_budget_bytes;
-        let mut finished: Vec<(Instant, Arc<Entry>)> = lock(&self.shared.state)
-            .streams
-            .values()
-            .filter_map(|e| {
-                let log = lock(&e.log);
-                let at = log.finished_at.filter(|_| !log.dropped)?;
-                Some((at, Arc::clone(e)))
+        let mut finished: Vec<(Instant, Arc<Entry>)> = self
+            .snapshot()
+            .into_iter()
+            .filter_map(|(_, e)| {
+                let at = {
+                    let log = lock(&e.log);
+                    log.finished_at.filter(|_| !log.dropped)?
+                };
+                Some((at, e))
             })
             .collect();
         finished.sort_by_key(|(at, _)| *at);
@@ -356,9 +367,9 @@ impl EventLog for MemoryStore {
     async fn sweep(&self) {
         let now = Instant::now();
         let limits = &self.shared.limits;
-        let mut state = lock(&self.shared.state);
         let mut expired = Vec::new();
-        for (id, entry) in &state.streams {
+        // Streams' own locks are taken outside the global one, so appends never wait on a sweep.
+        for (id, entry) in self.snapshot() {
             let mut log = lock(&entry.log);
             let Some(at) = log.finished_at else { continue };
             if at + limits.status_retention <= now {
@@ -368,6 +379,10 @@ impl EventLog for MemoryStore {
                 self.drop_events(&mut log);
             }
         }
+        if expired.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.shared.state);
         for id in expired {
             if let Some(entry) = state.streams.remove(&id) {
                 self.drop_events(&mut lock(&entry.log));

@@ -55,10 +55,6 @@ async fn wrong_field_types_name_the_field() {
             json!({"model": "mock/default", "messages": [], "stream": "yes"}),
             "stream",
         ),
-        (
-            json!({"messages": [{"role": "user", "content": "x"}]}),
-            "model",
-        ),
         (json!([1, 2]), ""),
     ];
     for (body, param) in cases {
@@ -66,6 +62,29 @@ async fn wrong_field_types_name_the_field() {
         let body = expect_error(response, 400, "invalid_request").await;
         assert_eq!(body["error"]["param"], param);
     }
+    for (body, param) in [
+        (
+            json!({"messages": [{"role": "user", "content": "x"}]}),
+            "model",
+        ),
+        (json!({"model": "mock/default"}), "messages"),
+        (
+            json!({"model": "mock/default", "messages": [{"content": "x"}]}),
+            "messages[0].role",
+        ),
+    ] {
+        let response = app.post("/v1/chat/completions", &body).await;
+        let body = expect_error(response, 400, "missing_field").await;
+        assert_eq!(body["error"]["param"], param);
+    }
+    let long = json!({"model": format!("openai/{}", "x".repeat(300)), "messages": [{"role": "user", "content": "x"}]});
+    let body = expect_error(
+        app.post("/v1/chat/completions", &long).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(body["error"]["param"], "model");
 }
 
 #[tokio::test]
@@ -188,7 +207,7 @@ async fn other_bad_requests_have_their_own_codes() {
     let agent = app.post("/v1/streams", &json!({"kind": "nope"})).await;
     expect_error(agent, 400, "unsupported_kind").await;
     let no_request = app.post("/v1/streams", &json!({"kind": "chat"})).await;
-    expect_error(no_request, 400, "invalid_request").await;
+    expect_error(no_request, 400, "missing_field").await;
     let bad_key = app
         .client
         .post(app.url("/v1/chat/completions"))

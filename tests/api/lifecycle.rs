@@ -210,3 +210,24 @@ async fn shutdown_ends_subscribers_and_interrupts_unfinished_streams_after_the_d
     assert_eq!(info.head.status, tokenrelay::event::StreamStatus::Failed);
     assert_eq!(info.aggregate.error.unwrap().code, "interrupted");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_cannot_hold_shutdown_hostage() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app().await;
+    let body = chat("mock/1000000t-0ms", true).to_string();
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    // Never read: the server's writes stall once the socket buffers are full.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown finished despite the stalled client"
+    );
+    drop(socket);
+}

@@ -298,6 +298,37 @@ async fn an_upstream_that_stalls_mid_stream_fails_with_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_role_chunk_counts_as_the_first_event_and_keeps_the_stream_alive() {
+    // A reasoning model: the role chunk at once, the content much later.
+    let role = axum::body::Bytes::from_static(
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+    );
+    let chunks = vec![
+        role.clone(),
+        role,
+        crate::support::fake_upstream::openai_chunk("Answer"),
+        axum::body::Bytes::from_static(b"data: [DONE]\n\n"),
+    ];
+    let upstream = FakeUpstream::start(Reply::Stream {
+        chunks,
+        gap: Duration::from_millis(400),
+        hang: false,
+    })
+    .await;
+    let mut config = test_config();
+    config.upstream.first_event_timeout_secs = 0.3;
+    config.upstream.idle_timeout_secs = 0.6;
+    let app = spawn_app_with(config, Some(&upstream)).await;
+    let response = app
+        .post("/v1/chat/completions", &chat("openai/gpt-4o", true))
+        .await;
+    assert_eq!(response.status(), 200);
+    let got = assemble(&SseReader::new(response).collect().await);
+    assert_eq!(got.text, "Answer");
+    assert!(got.done);
+}
+
+#[tokio::test]
 async fn an_unreachable_upstream_is_a_502() {
     let app = spawn_app_with(test_config(), None).await;
     let response = app

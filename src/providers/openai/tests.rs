@@ -84,6 +84,7 @@ async fn replay(chunks: Vec<Bytes>) -> Outcome {
                 outcome.aggregate.apply(&body);
             }
             Ok(ProviderEvent::Done { finish_reason }) => outcome.done = Some(finish_reason),
+            Ok(ProviderEvent::Heartbeat) => {}
             Err(e) => outcome.error = Some(e),
         }
     }
@@ -219,6 +220,13 @@ fn tolerates_unusual_field_types_and_empty_choices() {
             .unwrap()
             .is_empty()
     );
+    assert!(
+        normalize(r#"{"choices":null,"usage":null}"#, &mut state)
+            .unwrap()
+            .is_empty()
+    );
+    let nulls = r#"{"choices":[{"index":null,"delta":{"content":"x","tool_calls":null}}]}"#;
+    assert_eq!(normalize(nulls, &mut state).unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -237,4 +245,26 @@ async fn random_bytes_never_panic_or_hang() {
         let got = replay(split(&bytes, &plan)).await;
         assert!(got.done.is_some() || got.error.is_some());
     }
+}
+
+#[tokio::test]
+async fn bare_cr_line_endings_complete_the_stream() {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/text_basic.sse")).unwrap();
+    let cr = text.replace('\n', "\r");
+    for plan in [Plan::Whole, Plan::OneByte, Plan::Random(5)] {
+        let got = replay(split(cr.as_bytes(), &plan)).await;
+        assert!(got.error.is_none(), "{plan:?}: {:?}", got.error);
+        assert_eq!(got.done, Some(Some("stop".to_owned())), "{plan:?}");
+        assert_eq!(got.aggregate.text(), "Hello, world! How can I help?");
+    }
+}
+
+#[tokio::test]
+async fn a_named_error_event_fails_the_stream() {
+    let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\nevent: error\ndata: {\"message\":\"overloaded\"}\n\n";
+    let got = replay(vec![Bytes::from(body)]).await;
+    assert_eq!(got.aggregate.text(), "Hi");
+    let error = got.error.unwrap();
+    assert_eq!(error.code(), "upstream_error");
+    assert!(error.message.contains("overloaded"));
 }
