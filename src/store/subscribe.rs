@@ -50,7 +50,18 @@ pub fn read_from(
                 after = page.first_seq - 1;
                 yield Ok(LogItem::Skipped { first_seq: page.first_seq });
             }
-            if page.events.is_empty() {
+            // A short page reached the head: waiting (which re-checks the head first) saves
+            // a read that would come back empty.
+            let caught_up = page.events.len() < PAGE;
+            for event in page.events {
+                after = event.seq;
+                let terminal = event.body.terminal_status().is_some();
+                yield Ok(LogItem::Event(event));
+                if terminal {
+                    return;
+                }
+            }
+            if caught_up {
                 match log.wait(&id, after).await {
                     Ok(true) => continue,
                     Ok(false) => return,
@@ -58,14 +69,6 @@ pub fn read_from(
                         yield Err(e);
                         return;
                     }
-                }
-            }
-            for event in page.events {
-                after = event.seq;
-                let terminal = event.body.terminal_status().is_some();
-                yield Ok(LogItem::Event(event));
-                if terminal {
-                    return;
                 }
             }
         }
