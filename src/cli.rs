@@ -23,7 +23,7 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long, env = "TOKENRELAY_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
-    /// Event store: `memory`.
+    /// Event store: `memory` or a `redis://` URL.
     #[arg(long, env = "TOKENRELAY_STORE", global = true)]
     pub store: Option<String>,
     /// Seconds between SSE keepalive comments.

@@ -15,7 +15,7 @@ use crate::store::StoreLimits;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
-    /// `memory`, or a `redis://` URL once the Redis store exists.
+    /// `memory`, or a `redis://` URL (several instances share streams through it).
     pub store: String,
     /// Seconds between keepalive comment lines on idle SSE connections.
     pub keepalive_secs: u64,
@@ -209,6 +209,18 @@ impl Config {
         }
     }
 
+    /// The configuration as it may be shown: the store URL without its password.
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        if let Some((scheme, rest)) = self.store.split_once("://") {
+            if let Some((userinfo, host)) = rest.rsplit_once('@') {
+                let user = userinfo.split(':').next().unwrap_or("");
+                shown.store = format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        shown
+    }
+
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.store != "memory" && !self.store.starts_with("redis://") {
@@ -307,6 +319,17 @@ mod tests {
         config = Config::default();
         config.upstream.idle_timeout_secs = f64::INFINITY;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn shown_configuration_hides_the_redis_password() {
+        let config = Config {
+            store: "redis://app:s3cret@redis.internal:6379/0".into(),
+            ..Config::default()
+        };
+        let shown = format!("{:?}", config.redacted());
+        assert!(!shown.contains("s3cret"));
+        assert!(shown.contains("redis://app:***@redis.internal:6379/0"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     if cli.command == Some(Command::CheckConfig) {
-        println!("configuration is valid:\n{config:#?}");
+        println!("configuration is valid:\n{:#?}", config.redacted());
         return std::process::ExitCode::SUCCESS;
     }
     cli.init_tracing();

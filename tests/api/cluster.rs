@@ -387,3 +387,79 @@ async fn redis_going_away_and_coming_back_is_survived_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
+async fn a_stalled_redis_never_makes_the_producer_append_twice() {
+    let redis = PrivateRedis::start().await;
+    let mut config = test_config();
+    config.store = redis.url();
+    let app = spawn_app_with(config, None).await;
+    let (id, _) = app.create_stream("mock/200t-10ms").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Appends time out (3 s) while Redis is frozen; it runs them when it thaws, and the
+    // producer retries the same batch meanwhile.
+    redis.freeze(true);
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    redis.freeze(false);
+    let status = app.wait_finished(&id, Duration::from_secs(20)).await;
+    assert_eq!(status["status"], "completed");
+    let log = SseReader::new(app.events(&id, None, "").await)
+        .collect()
+        .await;
+    for (i, event) in log.iter().enumerate() {
+        assert!(
+            event.id.ends_with(&format!(".{}", i + 1)),
+            "{} at {i}",
+            event.id
+        );
+    }
+    let text: String = log
+        .iter()
+        .filter(|e| e.event == "message.delta")
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.data).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        text,
+        (1..=200).map(|i| format!("tok{i} ")).collect::<String>()
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
+async fn a_finished_streams_aggregate_outlives_its_log() {
+    let mut config = test_config();
+    config.store = url();
+    config.redis.key_prefix = fresh_prefix();
+    config.limits.log_retention_secs = 1;
+    let app = spawn_app_with(config, None).await;
+    let response = app
+        .post("/v1/chat/completions", &chat("mock/3t-0ms", false))
+        .await;
+    let id = response.headers()["x-stream-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(response.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        app.events(&id, None, "").await.status(),
+        404,
+        "the log expired"
+    );
+    let status = app.status(&id).await;
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["events_available"], false);
+    assert_eq!(status["aggregate"]["choices"][0]["text"], "tok1 tok2 tok3 ");
+}

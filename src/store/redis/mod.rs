@@ -10,7 +10,7 @@ mod scripts;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,6 +60,8 @@ struct Inner {
     /// Streams whose producer runs here, with what a recreate needs.
     leases: Mutex<HashMap<StreamId, Held>>,
     hub: Arc<Hub>,
+    /// The store's tracked tasks, once started.
+    tasks: OnceLock<TaskTracker>,
 }
 
 #[derive(Clone)]
@@ -67,6 +69,9 @@ struct Held {
     fence: String,
     meta_json: String,
     retention: Retention,
+    /// The last seq this producer appended: sent with each append, so a retried batch that
+    /// Redis had applied after all (a timeout) is never appended twice.
+    last: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +161,7 @@ impl RedisStore {
                 instance: format!("inst_{:016x}", rand::random::<u64>()),
                 leases: Mutex::new(HashMap::new()),
                 hub: Arc::new(Hub::default()),
+                tasks: OnceLock::new(),
             }),
         })
     }
@@ -279,9 +285,23 @@ impl RedisStore {
         }
     }
 
-    /// After a stream ends: keep its aggregate for the status retention, stop its lease.
+    /// After a stream ends: stop its lease, and keep its aggregate for the status retention.
+    /// The fold runs as its own task: the caller (a producer) may be dropped right after.
     async fn finished(&self, id: &StreamId) {
         lock(&self.inner.leases).remove(id);
+        let (store, id) = (self.clone(), id.clone());
+        let job = async move { store.store_aggregate(&id).await };
+        match self.inner.tasks.get() {
+            Some(tasks) => {
+                tasks.spawn(job);
+            }
+            None => {
+                tokio::spawn(job);
+            }
+        }
+    }
+
+    async fn store_aggregate(&self, id: &StreamId) {
         match self.fold(id).await {
             Ok(aggregate) => {
                 let json = serde_json::to_string(&aggregate).unwrap_or_default();
@@ -347,6 +367,7 @@ impl RedisStore {
     /// Starts the notification listener and the lease renewer and reaper.
     fn spawn_background(&self, tasks: &TaskTracker, stop: CancellationToken) {
         let inner = &self.inner;
+        let _ = inner.tasks.set(tasks.clone());
         tasks.spawn(notify::listen(
             inner.client.clone(),
             inner.prefix.clone(),
@@ -405,6 +426,7 @@ impl EventLog for RedisStore {
                         fence: fence.clone(),
                         meta_json,
                         retention: new.retention,
+                        last: 0,
                     };
                     lock(&self.inner.leases).insert(new.id.clone(), held);
                 }
@@ -448,6 +470,10 @@ impl EventLog for RedisStore {
         for _ in 0..2 {
             let held = self.held(id);
             let fence = held.as_ref().map(|h| h.fence.clone()).unwrap_or_default();
+            let expected = held
+                .as_ref()
+                .map(|h| h.last.to_string())
+                .unwrap_or_default();
             let (meta, log, running, channel) = (&meta, &log, &running, &channel);
             let (encoded, too_large) = (&encoded, &too_large);
             let reply: Vec<String> = self
@@ -459,7 +485,7 @@ impl EventLog for RedisStore {
                         .arg(status_ttl)
                         .arg(channel)
                         .arg(id.as_str());
-                    call.arg(too_large);
+                    call.arg(too_large).arg(&expected);
                     for arg in encoded {
                         call.arg(arg);
                     }
@@ -470,10 +496,18 @@ impl EventLog for RedisStore {
             let status = reply.get(3).map(String::as_str).unwrap_or("");
             match reply.first().map(String::as_str) {
                 Some("OK") => {
+                    if let Some(held) = lock(&self.inner.leases).get_mut(id) {
+                        held.last = last;
+                    }
                     if status != "running" {
                         self.finished(id).await;
                     }
                     return Ok(last);
+                }
+                // Someone else appended to a leased stream: this producer's view is stale.
+                Some("CONFLICT") => {
+                    lock(&self.inner.leases).remove(id);
+                    return Err(StoreError::Fenced);
                 }
                 Some("TOOLARGE") => {
                     self.finished(id).await;
@@ -485,7 +519,12 @@ impl EventLog for RedisStore {
                     return Err(StoreError::Fenced);
                 }
                 Some("NOTFOUND") => match held {
-                    Some(held) => self.recreate(id, &held).await?,
+                    Some(held) => {
+                        self.recreate(id, &held).await?;
+                        if let Some(held) = lock(&self.inner.leases).get_mut(id) {
+                            held.last = 0;
+                        }
+                    }
                     None => return Err(StoreError::NotFound),
                 },
                 _ => return Err(StoreError::Unavailable("unexpected append reply".into())),

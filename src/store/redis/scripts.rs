@@ -59,8 +59,10 @@ end
 
 /// KEYS: meta, log, running.
 /// ARGV: fence ("" = unfenced), max events, max bytes, log ttl s, status ttl s, channel,
-/// stream id, too-large data json, then (type, data, terminal status or "") per event.
-/// Returns {"OK"|"TOOLARGE"|"FINISHED"|"FENCED"|"NOTFOUND", last, epoch, final status}.
+/// stream id, too-large data json, expected last seq ("" = any), then (type, data, terminal
+/// status or "") per event. With an expected seq, a batch that was already applied (a retry
+/// after a timeout) is not applied twice, and a stale one is refused.
+/// Returns {"OK"|"TOOLARGE"|"FINISHED"|"FENCED"|"CONFLICT"|"NOTFOUND", last, epoch, status}.
 pub static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FINISH}{}",
@@ -70,13 +72,18 @@ local st = redis.call('HMGET', m, 'status', 'fence', 'last', 'bytes', 'ret', 'we
 if not st[1] then return {'NOTFOUND', '0', '', ''} end
 if st[1] ~= 'running' then return {'FINISHED', st[3], st[8], st[1]} end
 if ARGV[1] ~= '' and st[2] ~= ARGV[1] then return {'FENCED', st[3], st[8], st[1]} end
+local last, bytes = tonumber(st[3]), tonumber(st[4])
+if ARGV[9] ~= '' then
+  local expected = tonumber(ARGV[9])
+  if last == expected + (#ARGV - 9) / 3 then return {'OK', st[3], st[8], st[1]} end
+  if last ~= expected then return {'CONFLICT', st[3], st[8], st[1]} end
+end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local last, bytes = tonumber(st[3]), tonumber(st[4])
 local full = st[5] == 'full'
 local max_events, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local result, final = 'OK', nil
-local i = 9
+local i = 10
 while i <= #ARGV do
   if final then result = 'FINISHED'; break end
   local ty, data, term = ARGV[i], ARGV[i + 1], ARGV[i + 2]

@@ -81,6 +81,22 @@ impl PrivateRedis {
         }
     }
 
+    /// SIGSTOP / SIGCONT: a Redis that keeps connections open but answers nothing.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(tokio::process::Child::id)
+            .unwrap();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub async fn flush_all(&self) {
         let client = ::redis::Client::open(self.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
