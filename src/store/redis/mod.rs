@@ -6,6 +6,7 @@
 
 mod lease;
 mod notify;
+mod recent;
 mod scripts;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ use super::{
 };
 use crate::event::{Aggregate, Epoch, Event, EventBody, StreamId, StreamStatus, unix_millis};
 use notify::Hub;
+use recent::Recent;
 use scripts::{APPEND, CREATE, RECREATE, SET_IF_EXISTS};
 
 /// Every Redis call gives up after this: a stalled Redis must not stall a request.
@@ -64,7 +66,6 @@ struct Inner {
     tasks: OnceLock<TaskTracker>,
 }
 
-#[derive(Clone)]
 struct Held {
     fence: String,
     meta_json: String,
@@ -72,6 +73,7 @@ struct Held {
     /// The last seq this producer appended: sent with each append, so a retried batch that
     /// Redis had applied after all (a timeout) is never appended twice.
     last: u64,
+    recent: Recent,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,8 +208,11 @@ impl RedisStore {
         }
     }
 
-    fn held(&self, id: &StreamId) -> Option<Held> {
-        lock(&self.inner.leases).get(id).cloned()
+    /// The fence and last seq of a lease held here.
+    fn lease_of(&self, id: &StreamId) -> Option<(String, u64)> {
+        lock(&self.inner.leases)
+            .get(id)
+            .map(|h| (h.fence.clone(), h.last))
     }
 
     /// The fields `head`/`read`/`info` need, read atomically with whether the log exists.
@@ -290,14 +295,17 @@ impl RedisStore {
     async fn finished(&self, id: &StreamId) {
         lock(&self.inner.leases).remove(id);
         let (store, id) = (self.clone(), id.clone());
-        let job = async move { store.store_aggregate(&id).await };
+        drop(self.spawn(async move { store.store_aggregate(&id).await }));
+    }
+
+    /// Runs `job` as a task of the store (tracked once the store has started).
+    fn spawn<T: Send + 'static>(
+        &self,
+        job: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
         match self.inner.tasks.get() {
-            Some(tasks) => {
-                tasks.spawn(job);
-            }
-            None => {
-                tokio::spawn(job);
-            }
+            Some(tasks) => tasks.spawn(job),
+            None => tokio::spawn(job),
         }
     }
 
@@ -326,8 +334,14 @@ impl RedisStore {
 
     /// The log vanished under a running producer (flush, restart without persistence):
     /// start it again under a new epoch, so readers holding old ids get `reset`.
-    async fn recreate(&self, id: &StreamId, held: &Held) -> Result<(), StoreError> {
-        let (ret, wev, wage) = retention_args(held.retention);
+    async fn recreate(&self, id: &StreamId) -> Result<(), StoreError> {
+        let held = lock(&self.inner.leases)
+            .get(id)
+            .map(|h| (h.fence.clone(), h.meta_json.clone(), h.retention));
+        let Some((fence, meta_json, retention)) = held else {
+            return Err(StoreError::Fenced);
+        };
+        let (ret, wev, wage) = retention_args(retention);
         let (meta, log, running, channel) = (
             self.meta_key(id),
             self.log_key(id),
@@ -346,11 +360,11 @@ impl RedisStore {
                     .key(&running)
                     .arg(id.as_str())
                     .arg(epoch_ref.as_str())
-                    .arg(&held.meta_json)
+                    .arg(&meta_json)
                     .arg(ret)
                     .arg(wev)
                     .arg(wage)
-                    .arg(&held.fence)
+                    .arg(&fence)
                     .arg(&instance)
                     .arg(lease_ms)
                     .arg(&channel)
@@ -360,8 +374,103 @@ impl RedisStore {
             .await?;
         if recreated == 1 {
             tracing::warn!(stream_id = %id, epoch = %epoch, "redis lost the stream; recreated its log");
+            if let Some(held) = lock(&self.inner.leases).get_mut(id) {
+                held.last = 0;
+                held.recent.reset(epoch);
+            }
         }
         Ok(())
+    }
+
+    /// One append, as [`EventLog::append`] describes it.
+    async fn append_now(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
+        let limits = &self.inner.limits;
+        let too_large = EventBody::failed(
+            "stream_too_large",
+            format!(
+                "stream exceeded its cap of {} events or {} bytes",
+                limits.max_stream_events, limits.max_stream_bytes
+            ),
+            false,
+        )
+        .data_json();
+        let mut encoded = Vec::with_capacity(events.len() * 3);
+        for body in &events {
+            encoded.push(body.type_name().to_owned());
+            encoded.push(body.data_json());
+            encoded.push(body.terminal_status().map_or("", status_name).to_owned());
+        }
+        let (meta, log, running, channel) = (
+            self.meta_key(id),
+            self.log_key(id),
+            self.running_key(),
+            self.channel(id),
+        );
+        let ttl = |d: Duration| d.as_secs().max(1);
+        let (log_ttl, status_ttl) = (ttl(limits.log_retention), ttl(limits.status_retention));
+        let (max_events, max_bytes) = (limits.max_stream_events, limits.max_stream_bytes);
+        // Two tries: a producer whose log was lost recreates it once and appends again.
+        for _ in 0..2 {
+            let held = self.lease_of(id);
+            let fence = held.as_ref().map(|h| h.0.clone()).unwrap_or_default();
+            let expected = held.as_ref().map(|h| h.1.to_string()).unwrap_or_default();
+            let (meta, log, running, channel) = (&meta, &log, &running, &channel);
+            let (encoded, too_large) = (&encoded, &too_large);
+            let reply: Vec<String> = self
+                .call(|mut conn| async move {
+                    let mut call = APPEND.prepare_invoke();
+                    call.key(meta).key(log).key(running);
+                    call.arg(&fence).arg(max_events).arg(max_bytes);
+                    call.arg(log_ttl)
+                        .arg(status_ttl)
+                        .arg(channel)
+                        .arg(id.as_str());
+                    call.arg(too_large).arg(&expected);
+                    for arg in encoded {
+                        call.arg(arg);
+                    }
+                    call.invoke_async(&mut conn).await
+                })
+                .await?;
+            let last = reply.get(1).and_then(|l| l.parse().ok()).unwrap_or(0);
+            let status = reply.get(3).map(String::as_str).unwrap_or("");
+            match reply.first().map(String::as_str) {
+                Some("OK") => {
+                    if let Some(held) = lock(&self.inner.leases).get_mut(id) {
+                        held.last = last;
+                        if held.retention == Retention::Full {
+                            let data: Vec<&str> =
+                                encoded.chunks(3).map(|c| c[1].as_str()).collect();
+                            held.recent.record(last, &events, &data, unix_millis());
+                        }
+                    }
+                    // Local readers hear it now; the pub/sub echo is for other instances.
+                    self.inner.hub.heard(id.as_str(), last, status != "running");
+                    if status != "running" {
+                        self.finished(id).await;
+                    }
+                    return Ok(last);
+                }
+                // Someone else appended to a leased stream: this producer's view is stale.
+                Some("CONFLICT") => {
+                    lock(&self.inner.leases).remove(id);
+                    return Err(StoreError::Fenced);
+                }
+                Some("TOOLARGE") => {
+                    self.finished(id).await;
+                    return Err(StoreError::TooLarge);
+                }
+                Some("FINISHED") => return Err(StoreError::Finished),
+                Some("FENCED") => {
+                    lock(&self.inner.leases).remove(id);
+                    return Err(StoreError::Fenced);
+                }
+                Some("NOTFOUND") if held.is_some() => self.recreate(id).await?,
+                Some("NOTFOUND") => return Err(StoreError::NotFound),
+                _ => return Err(StoreError::Unavailable("unexpected append reply".into())),
+            }
+        }
+        Err(StoreError::NotFound)
     }
 
     /// Starts the notification listener and the lease renewer and reaper.
@@ -427,6 +536,7 @@ impl EventLog for RedisStore {
                         meta_json,
                         retention: new.retention,
                         last: 0,
+                        recent: Recent::new(epoch.clone()),
                     };
                     lock(&self.inner.leases).insert(new.id.clone(), held);
                 }
@@ -441,96 +551,13 @@ impl EventLog for RedisStore {
     }
 
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
-        let limits = &self.inner.limits;
-        let too_large = EventBody::failed(
-            "stream_too_large",
-            format!(
-                "stream exceeded its cap of {} events or {} bytes",
-                limits.max_stream_events, limits.max_stream_bytes
-            ),
-            false,
-        )
-        .data_json();
-        let mut encoded = Vec::with_capacity(events.len() * 3);
-        for body in &events {
-            encoded.push(body.type_name().to_owned());
-            encoded.push(body.data_json());
-            encoded.push(body.terminal_status().map_or("", status_name).to_owned());
-        }
-        let (meta, log, running, channel) = (
-            self.meta_key(id),
-            self.log_key(id),
-            self.running_key(),
-            self.channel(id),
-        );
-        let ttl = |d: Duration| d.as_secs().max(1);
-        let (log_ttl, status_ttl) = (ttl(limits.log_retention), ttl(limits.status_retention));
-        let (max_events, max_bytes) = (limits.max_stream_events, limits.max_stream_bytes);
-        // Two tries: a producer whose log was lost recreates it once and appends again.
-        for _ in 0..2 {
-            let held = self.held(id);
-            let fence = held.as_ref().map(|h| h.fence.clone()).unwrap_or_default();
-            let expected = held
-                .as_ref()
-                .map(|h| h.last.to_string())
-                .unwrap_or_default();
-            let (meta, log, running, channel) = (&meta, &log, &running, &channel);
-            let (encoded, too_large) = (&encoded, &too_large);
-            let reply: Vec<String> = self
-                .call(|mut conn| async move {
-                    let mut call = APPEND.prepare_invoke();
-                    call.key(meta).key(log).key(running);
-                    call.arg(&fence).arg(max_events).arg(max_bytes);
-                    call.arg(log_ttl)
-                        .arg(status_ttl)
-                        .arg(channel)
-                        .arg(id.as_str());
-                    call.arg(too_large).arg(&expected);
-                    for arg in encoded {
-                        call.arg(arg);
-                    }
-                    call.invoke_async(&mut conn).await
-                })
-                .await?;
-            let last = reply.get(1).and_then(|l| l.parse().ok()).unwrap_or(0);
-            let status = reply.get(3).map(String::as_str).unwrap_or("");
-            match reply.first().map(String::as_str) {
-                Some("OK") => {
-                    if let Some(held) = lock(&self.inner.leases).get_mut(id) {
-                        held.last = last;
-                    }
-                    if status != "running" {
-                        self.finished(id).await;
-                    }
-                    return Ok(last);
-                }
-                // Someone else appended to a leased stream: this producer's view is stale.
-                Some("CONFLICT") => {
-                    lock(&self.inner.leases).remove(id);
-                    return Err(StoreError::Fenced);
-                }
-                Some("TOOLARGE") => {
-                    self.finished(id).await;
-                    return Err(StoreError::TooLarge);
-                }
-                Some("FINISHED") => return Err(StoreError::Finished),
-                Some("FENCED") => {
-                    lock(&self.inner.leases).remove(id);
-                    return Err(StoreError::Fenced);
-                }
-                Some("NOTFOUND") => match held {
-                    Some(held) => {
-                        self.recreate(id, &held).await?;
-                        if let Some(held) = lock(&self.inner.leases).get_mut(id) {
-                            held.last = 0;
-                        }
-                    }
-                    None => return Err(StoreError::NotFound),
-                },
-                _ => return Err(StoreError::Unavailable("unexpected append reply".into())),
-            }
-        }
-        Err(StoreError::NotFound)
+        // An append runs to its end even if the caller goes away: a producer stopped while its
+        // terminal event is in flight (the echo of that very event can stop it) must still
+        // record the outcome (lease, last seq, aggregate).
+        let (store, id) = (self.clone(), id.clone());
+        self.spawn(async move { store.append_now(&id, events).await })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("append task failed: {e}"))))
     }
 
     async fn head(&self, id: &StreamId) -> Result<LogHead, StoreError> {
@@ -572,6 +599,12 @@ impl EventLog for RedisStore {
     }
 
     async fn read(&self, id: &StreamId, after: u64, limit: usize) -> Result<Page, StoreError> {
+        let local = lock(&self.inner.leases)
+            .get(id)
+            .and_then(|h| h.recent.page(after, limit));
+        if let Some(page) = local {
+            return Ok(page);
+        }
         let (meta, log) = (self.meta_key(id), self.log_key(id));
         let start = format!("{}-0", after.saturating_add(1));
         let (fields, entries, log_exists): (Vec<Option<String>>, Entries, bool) = self
@@ -618,6 +651,12 @@ impl EventLog for RedisStore {
         // Registered before the check below, so an append in between still wakes us.
         let mut heard = self.inner.hub.watch(id.as_str());
         loop {
+            let recorded = lock(&self.inner.leases)
+                .get(id)
+                .and_then(|h| h.recent.last());
+            if recorded.is_some_and(|last| last > after) {
+                return Ok(true);
+            }
             let (fields, _) = self.fields(id, &["last", "status"]).await?;
             let last: u64 = fields
                 .first()

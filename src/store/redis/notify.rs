@@ -37,7 +37,7 @@ impl Hub {
             .subscribe()
     }
 
-    fn heard(&self, id: &str, last: u64, finished: bool) {
+    pub fn heard(&self, id: &str, last: u64, finished: bool) {
         let mut waiters = lock(&self.waiters);
         if let Some(tx) = waiters.get(id) {
             if tx.receiver_count() == 0 {
