@@ -172,14 +172,18 @@ pub async fn wait_wakes_on_append_and_on_finish(log: Arc<dyn EventLog>) {
     assert_eq!(waiter.await.unwrap(), Ok(true));
     let waiter = {
         let (log, id) = (Arc::clone(&log), id.clone());
-        tokio::spawn(async move { log.wait(&id, 2).await })
+        tokio::spawn(async move { log.wait(&id, 1).await })
     };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiter.is_finished());
     log.finish(&id, EventBody::cancelled("user")).await.unwrap();
+    assert_eq!(waiter.await.unwrap(), Ok(true), "the terminal event is new");
     assert_eq!(
-        waiter.await.unwrap(),
+        log.wait(&id, 2).await,
         Ok(false),
-        "finished with nothing after 2"
+        "finished, nothing after 2"
     );
+    assert_eq!(log.finished(&id).await, Ok(()));
 }
 
 pub async fn readers_replay_then_follow_a_fast_producer_without_gaps(log: Arc<dyn EventLog>) {
