@@ -551,9 +551,13 @@ impl EventLog for RedisStore {
     }
 
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
-        // An append runs to its end even if the caller goes away: a producer stopped while its
-        // terminal event is in flight (the echo of that very event can stop it) must still
-        // record the outcome (lease, last seq, aggregate).
+        // A terminal append runs to its end even if the caller goes away: a producer stopped
+        // while its terminal event is in flight (the echo of that very event can stop it) must
+        // still record the outcome (lease, aggregate).
+        // Only a terminal event has an outcome to record; other appends skip the task hop.
+        if !events.iter().any(|e| e.terminal_status().is_some()) {
+            return self.append_now(id, events).await;
+        }
         let (store, id) = (self.clone(), id.clone());
         self.spawn(async move { store.append_now(&id, events).await })
             .await
