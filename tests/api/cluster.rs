@@ -153,11 +153,12 @@ async fn killing_the_producing_instance_ends_its_streams_producer_lost_within_th
         seen.push(event);
     }
     let waited = killed.elapsed();
+    eprintln!("producer_lost {waited:?} after kill -9 (lease {lease} s)");
     let last = seen.last().unwrap();
     assert_eq!(last.event, "stream.failed");
     assert!(last.data.contains("producer_lost"), "{}", last.data);
     assert!(
-        waited < Duration::from_secs_f64(lease * 2.0 + 1.0),
+        waited < Duration::from_secs_f64(lease + 1.2),
         "took {waited:?}"
     );
     // Every event before the failure is intact: dense ids, tokens in order.

@@ -58,11 +58,13 @@ pub(super) async fn reap(store: RedisStore, stop: CancellationToken) {
     )
     .data_json();
     loop {
-        // Jitter spreads the instances' scans apart.
-        let jitter = Duration::from_millis(rand::random::<u64>() % 250);
+        // Often enough that a dead producer's streams end within about a second of its
+        // lease expiring; jitter spreads the instances' scans apart.
+        let every = (store.inner.lease / 4).min(Duration::from_secs(1));
+        let jitter = Duration::from_millis(rand::random::<u64>() % 100);
         tokio::select! {
             () = stop.cancelled() => return,
-            () = tokio::time::sleep(store.inner.lease / 3 + jitter) => {}
+            () = tokio::time::sleep(every + jitter) => {}
         }
         let running = store.running_key();
         let now = unix_millis();
