@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::support::fake_upstream::openai_chunk;
 use crate::support::process::Instance;
 use crate::support::redis::{PrivateRedis, fresh_prefix, url};
+use crate::support::sse::assert_dense_tokens;
 use crate::support::{FakeUpstream, Reply, SseEvent, SseReader, chat, spawn_app_with, test_config};
 
 fn instance_config(redis_url: &str, prefix: &str, lease_secs: f64) -> String {
@@ -162,28 +163,7 @@ async fn killing_the_producing_instance_ends_its_streams_producer_lost_within_th
         "took {waited:?}"
     );
     // Every event before the failure is intact: dense ids, tokens in order.
-    for (i, event) in seen.iter().enumerate() {
-        assert!(
-            event.id.ends_with(&format!(".{}", i + 1)),
-            "{} at {i}",
-            event.id
-        );
-    }
-    let text: String = seen
-        .iter()
-        .filter(|e| e.event == "message.delta")
-        .map(|e| {
-            serde_json::from_str::<Value>(&e.data).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    let deltas = seen.iter().filter(|e| e.event == "message.delta").count();
-    assert_eq!(
-        text,
-        (1..=deltas).map(|i| format!("tok{i} ")).collect::<String>()
-    );
+    assert_dense_tokens(&seen);
 }
 
 fn store(url: String, prefix: &str, lease: Duration) -> RedisStore {
@@ -411,27 +391,7 @@ async fn a_stalled_redis_never_makes_the_producer_append_twice() {
     let log = SseReader::new(app.events(&id, None, "").await)
         .collect()
         .await;
-    for (i, event) in log.iter().enumerate() {
-        assert!(
-            event.id.ends_with(&format!(".{}", i + 1)),
-            "{} at {i}",
-            event.id
-        );
-    }
-    let text: String = log
-        .iter()
-        .filter(|e| e.event == "message.delta")
-        .map(|e| {
-            serde_json::from_str::<Value>(&e.data).unwrap()["text"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        text,
-        (1..=200).map(|i| format!("tok{i} ")).collect::<String>()
-    );
+    assert_eq!(assert_dense_tokens(&log), 200);
 }
 
 #[tokio::test]

@@ -55,3 +55,26 @@ impl SseReader {
         all
     }
 }
+
+/// Checks a native log read from seq 1: ids are dense (`<epoch>.1`, `.2`, ...) and the
+/// mock's tokens arrive in order, none missing or repeated. Returns how many tokens there were.
+pub fn assert_dense_tokens(events: &[SseEvent]) -> usize {
+    for (i, event) in events.iter().enumerate() {
+        assert!(
+            event.id.ends_with(&format!(".{}", i + 1)),
+            "{} at {i}",
+            event.id
+        );
+    }
+    let tokens: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == "message.delta")
+        .map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            data["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let want: Vec<String> = (1..=tokens.len()).map(|i| format!("tok{i} ")).collect();
+    assert_eq!(tokens, want);
+    tokens.len()
+}
