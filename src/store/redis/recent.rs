@@ -8,8 +8,9 @@ use std::sync::Arc;
 use crate::event::{Epoch, Event, EventBody};
 use crate::store::Page;
 
-/// Events kept per stream: enough for readers keeping up; slower ones read Redis.
-const KEEP: usize = 1024;
+/// Events kept per stream: enough for readers keeping up (they are woken on every append);
+/// slower ones read Redis. Small, because every running stream of the instance keeps this many.
+const KEEP: usize = 128;
 
 pub(super) struct Recent {
     epoch: Epoch,
