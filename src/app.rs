@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secrets, secs};
 use crate::providers::{MockProvider, OpenAiConfig, OpenAiProvider, Providers};
-use crate::relay::{Relay, Timeouts};
+use crate::relay::{Relay, RetryPolicy, Timeouts};
 use crate::store::{EventLog, MemoryStore, RedisConfig, RedisStore};
 
 /// How often finished streams are checked for expiry.
@@ -58,6 +58,8 @@ pub enum StartupError {
     Client(#[from] reqwest::Error),
     #[error("cannot use the store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Alias(#[from] crate::providers::AliasError),
 }
 
 impl AppState {
@@ -89,6 +91,7 @@ impl AppState {
         if let Some(name) = &config.default_provider {
             providers = providers.with_default(name);
         }
+        let providers = providers.with_aliases(&config.models)?;
         Ok(Self::from_parts(config, log, providers))
     }
 
@@ -102,7 +105,14 @@ impl AppState {
         };
         let (store_tasks, store_stop) = (TaskTracker::new(), CancellationToken::new());
         log.start(&store_tasks, store_stop.clone());
-        let relay = Relay::new(log, tasks.clone(), timeouts);
+        let routing = &config.routing;
+        let retry = RetryPolicy {
+            max_retries: routing.max_retries,
+            backoff: Duration::from_millis(routing.backoff_ms),
+            max_backoff: Duration::from_millis(routing.max_backoff_ms),
+            max_retry_after: Duration::from_secs(routing.max_retry_after_secs),
+        };
+        let relay = Relay::new(log, tasks.clone(), timeouts, retry);
         Self(Arc::new(Inner {
             config,
             relay,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::providers::ModelAlias;
 use crate::store::StoreLimits;
 
 /// The whole configuration, as the TOML file spells it. Every field has a default.
@@ -34,6 +35,33 @@ pub struct Config {
     pub limits: Limits,
     pub upstream: Upstream,
     pub redis: Redis,
+    pub routing: Routing,
+    /// `[[models]]`: aliases with their upstream and ordered fallbacks.
+    pub models: Vec<ModelAlias>,
+}
+
+/// Retries before the first event (after it, a failure ends the stream).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Routing {
+    /// Retries of the same upstream on connect errors, 429 and 5xx.
+    pub max_retries: u32,
+    /// First backoff in milliseconds, doubled per retry up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// A `retry-after` longer than this skips to the next fallback instead of waiting.
+    pub max_retry_after_secs: u64,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            backoff_ms: 200,
+            max_backoff_ms: 2000,
+            max_retry_after_secs: 10,
+        }
+    }
 }
 
 /// Settings of the Redis store (used when `store` is a `redis://` URL).
@@ -94,6 +122,8 @@ impl Default for Config {
             limits: Limits::default(),
             upstream: Upstream::default(),
             redis: Redis::default(),
+            routing: Routing::default(),
+            models: Vec::new(),
         }
     }
 }

@@ -66,7 +66,12 @@ impl Aggregate {
                     self.usage = c.usage;
                 }
             }
-            EventBody::Failed(f) => self.error = Some(f.error.clone()),
+            EventBody::Failed(f) => {
+                self.error = Some(f.error.clone());
+                if f.usage.is_some() {
+                    self.usage = f.usage;
+                }
+            }
             EventBody::Cancelled(c) => self.cancel_reason = Some(c.reason.clone()),
             EventBody::Started(_)
             | EventBody::StepStarted(_)

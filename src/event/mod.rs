@@ -8,8 +8,8 @@ pub mod token;
 pub use aggregate::{Aggregate, ChoiceText, ToolCall};
 pub use id::{BadEventId, BadStreamId, Epoch, EventId, StreamId};
 pub use model::{
-    Cancelled, Completed, Custom, ErrorInfo, Event, EventBody, Failed, MessageDelta, Started,
-    StateDelta, StateSnapshot, Step, StreamStatus, Text, ToolCallDelta, Usage,
+    Cancelled, Completed, Custom, ErrorInfo, Event, EventBody, Failed, MessageDelta, Reasoning,
+    Started, StateDelta, StateSnapshot, Step, StreamStatus, Text, ToolCallDelta, Usage,
 };
 
 use serde::{Deserialize, Serialize};

@@ -58,7 +58,7 @@ pub enum EventBody {
     #[serde(rename = "refusal.delta")]
     RefusalDelta(MessageDelta),
     #[serde(rename = "reasoning.delta")]
-    ReasoningDelta(Text),
+    ReasoningDelta(Reasoning),
     #[serde(rename = "tool_call.delta")]
     ToolCallDelta(ToolCallDelta),
     #[serde(rename = "transcript.delta")]
@@ -113,9 +113,8 @@ impl EventBody {
         let value = match self {
             Self::Started(d) => serde_json::to_string(d),
             Self::MessageDelta(d) | Self::RefusalDelta(d) => serde_json::to_string(d),
-            Self::ReasoningDelta(d) | Self::TranscriptDelta(d) | Self::TranscriptDone(d) => {
-                serde_json::to_string(d)
-            }
+            Self::ReasoningDelta(d) => serde_json::to_string(d),
+            Self::TranscriptDelta(d) | Self::TranscriptDone(d) => serde_json::to_string(d),
             Self::ToolCallDelta(d) => serde_json::to_string(d),
             Self::StepStarted(d) | Self::StepFinished(d) => serde_json::to_string(d),
             Self::StateSnapshot(d) => serde_json::to_string(d),
@@ -153,6 +152,7 @@ impl EventBody {
                 message: message.into(),
                 retryable,
             },
+            usage: None,
         })
     }
 
@@ -200,6 +200,15 @@ pub struct MessageDelta {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Text {
     pub text: String,
+}
+
+/// Model reasoning ("thinking"). Anthropic signs each thinking block; the signature travels
+/// in its own delta (empty `text`) so an Anthropic client can send the block back verbatim.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reasoning {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -253,6 +262,9 @@ pub struct Completed {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Failed {
     pub error: ErrorInfo,
+    /// What the upstream had counted when the stream broke, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// A client-safe description of what went wrong, with a stable machine-readable code.
@@ -312,7 +324,10 @@ mod tests {
             EventBody::cancelled("user").terminal_status(),
             Some(StreamStatus::Cancelled)
         );
-        let delta = EventBody::ReasoningDelta(Text { text: "x".into() });
+        let delta = EventBody::ReasoningDelta(Reasoning {
+            text: "x".into(),
+            signature: None,
+        });
         assert_eq!(delta.terminal_status(), None);
     }
 }

@@ -14,7 +14,7 @@ use super::json::ApiJson;
 use super::{ApiError, AppState};
 use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
-use crate::providers::{ChatRequest, Resolved};
+use crate::providers::{ChatRequest, Route};
 use crate::relay::{ChatLaunch, Launched, SubscriberGuard};
 use crate::store::{StoreError, StreamInfo, StreamMeta};
 
@@ -26,7 +26,7 @@ const ANONYMOUS: &str = "anonymous";
 
 struct Prepared {
     pub meta: StreamMeta,
-    pub upstream: Resolved,
+    pub route: Route,
 }
 
 pub struct Tokens {
@@ -35,7 +35,7 @@ pub struct Tokens {
 }
 
 /// How a creating route runs its chat streams.
-pub struct Route {
+pub struct Endpoint {
     /// Scopes idempotency keys: the same key on two routes names two streams.
     pub name: &'static str,
     /// The format subscribers get by default.
@@ -52,23 +52,23 @@ pub async fn launch(
     state: &AppState,
     headers: &HeaderMap,
     request: ChatRequest,
-    route: Route,
+    endpoint: Endpoint,
 ) -> Result<(Launched, Tokens), ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    let key = idempotency_key(headers, route.name)?;
-    let (prepared, tokens) = prepare(state, &request, route.format)?;
+    let key = idempotency_key(headers, endpoint.name)?;
+    let (prepared, tokens) = prepare(state, &request, endpoint.format)?;
     let request_hash = prepared.meta.request_hash.clone();
     let launched = state
         .relay
         .start_chat(ChatLaunch {
             meta: prepared.meta,
-            upstream: prepared.upstream,
+            route: prepared.route,
             request,
             idempotency_key: key,
-            detach_grace: route.detach_grace,
-            attach: route.attach,
+            detach_grace: endpoint.detach_grace,
+            attach: endpoint.attach,
         })
         .await?;
     if let Launched::Existing(id) = &launched {
@@ -95,7 +95,7 @@ fn prepare(
             message: format!("`model` is longer than {MAX_MODEL_LEN} bytes"),
         });
     }
-    let upstream = state.providers.resolve(&request.model)?;
+    let route = state.providers.route(&request.model)?;
     let tokens = Tokens {
         read: mint("rt_"),
         write: mint("wt_"),
@@ -103,7 +103,7 @@ fn prepare(
     let meta = StreamMeta {
         kind: StreamKind::Chat,
         model: request.model.clone(),
-        provider: upstream.provider.name().to_owned(),
+        provider: route.primary().provider.name().to_owned(),
         owner: ANONYMOUS.to_owned(),
         created_at: unix_millis() / 1000,
         format,
@@ -113,7 +113,7 @@ fn prepare(
         // Map keys serialize sorted, so equal requests hash equally.
         request_hash: hash(&serde_json::to_string(request).unwrap_or_default()),
     };
-    Ok((Prepared { meta, upstream }, tokens))
+    Ok((Prepared { meta, route }, tokens))
 }
 
 /// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`.
@@ -135,13 +135,13 @@ pub async fn completions(
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let stream = request.wants_stream();
-    let route = Route {
+    let endpoint = Endpoint {
         name: "chat.completions",
         format: Format::OpenAi,
         detach_grace: Some(Duration::from_secs(state.config.detach_grace_secs)),
         attach: true,
     };
-    let (launched, _tokens) = launch(&state, &headers, request, route).await?;
+    let (launched, _tokens) = launch(&state, &headers, request, endpoint).await?;
     let (id, guard, position) = match launched {
         Launched::New {
             id,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::chat::{Route, launch};
+use super::chat::{Endpoint, launch};
 use super::events::with_stream_id;
 use super::json::ApiJson;
 use super::{ApiError, AppState};
@@ -38,13 +38,13 @@ pub async fn create(
         param: "request".into(),
         message: "a chat stream needs `request`, a chat completion request".into(),
     })?;
-    let route = Route {
+    let endpoint = Endpoint {
         name: "streams",
         format: Format::Native,
         detach_grace: None,
         attach: false,
     };
-    let (launched, tokens) = launch(&state, &headers, request, route).await?;
+    let (launched, tokens) = launch(&state, &headers, request, endpoint).await?;
     let (id, status, read_token, write_token) = match launched {
         Launched::New { id, .. } => (
             id,

@@ -12,7 +12,7 @@ pub use error::{ProviderError, ProviderErrorKind};
 pub use lines::{LineError, split_lines};
 pub use mock::{MockModel, MockProvider};
 pub use openai::{OpenAiConfig, OpenAiProvider};
-pub use registry::{ModelNotFound, Providers, Resolved};
+pub use registry::{AliasError, ModelAlias, ModelNotFound, Providers, Resolved, Route};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;

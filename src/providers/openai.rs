@@ -15,7 +15,7 @@ use super::{
     ChatRequest, LineError, Provider, ProviderError, ProviderErrorKind, ProviderEvent,
     ProviderStream, StreamOptions, split_lines,
 };
-use crate::event::{EventBody, MessageDelta, Text, ToolCallDelta, Usage};
+use crate::event::{EventBody, MessageDelta, Reasoning, ToolCallDelta, Usage};
 
 #[derive(Clone, Debug)]
 pub struct OpenAiConfig {
@@ -253,7 +253,10 @@ pub(crate) fn normalize(
         if let Some(delta) = choice.delta {
             let reasoning = delta.reasoning_content.or(delta.reasoning);
             push_text(&mut out, reasoning, |text| {
-                EventBody::ReasoningDelta(Text { text })
+                EventBody::ReasoningDelta(Reasoning {
+                    text,
+                    signature: None,
+                })
             });
             push_text(&mut out, delta.content, |text| {
                 EventBody::MessageDelta(MessageDelta { text, index })

@@ -3,9 +3,11 @@
 
 mod producer;
 mod registry;
+mod route;
 
 pub use producer::Timeouts;
 pub use registry::{Registry, SubscriberGuard};
+pub use route::RetryPolicy;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::event::{Epoch, EventBody, StreamId};
-use crate::providers::{ChatRequest, ProviderError, Resolved};
+use crate::providers::{ChatRequest, ProviderError, Route};
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
 
 use producer::Producer;
@@ -30,12 +32,13 @@ pub struct Relay {
     tasks: TaskTracker,
     interrupt: CancellationToken,
     timeouts: Timeouts,
+    retry: RetryPolicy,
 }
 
 /// A chat generation to start.
 pub struct ChatLaunch {
     pub meta: StreamMeta,
-    pub upstream: Resolved,
+    pub route: Route,
     pub request: ChatRequest,
     pub idempotency_key: Option<String>,
     /// Cancel the generation after this long with no subscriber (`/v1/chat/completions`).
@@ -59,13 +62,19 @@ pub enum Launched {
 }
 
 impl Relay {
-    pub fn new(log: Arc<dyn EventLog>, tasks: TaskTracker, timeouts: Timeouts) -> Self {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        tasks: TaskTracker,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+    ) -> Self {
         Self {
             log,
             registry: Registry::new(),
             tasks,
             interrupt: CancellationToken::new(),
             timeouts,
+            retry,
         }
     }
 
@@ -92,7 +101,8 @@ impl Relay {
             log: Arc::clone(&self.log),
             id: id.clone(),
             meta: Arc::new(meta),
-            upstream: launch.upstream,
+            route: launch.route,
+            retry: self.retry,
             request: launch.request,
             timeouts: self.timeouts,
             detach_grace: launch.detach_grace,

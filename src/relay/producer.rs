@@ -10,12 +10,11 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Completed, EventBody, Started, StreamId, Usage, unix_millis};
-use crate::providers::{
-    ChatRequest, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, Resolved,
-};
+use crate::providers::{ChatRequest, ProviderError, ProviderErrorKind, ProviderEvent, Route};
 use crate::store::{EventLog, StoreError, StreamMeta};
 
 use super::registry::ProducerSlot;
+use super::route::{self, Connected, RetryPolicy};
 
 /// Timeouts that apply to every upstream call.
 #[derive(Clone, Copy, Debug)]
@@ -35,7 +34,8 @@ pub(super) struct Producer {
     pub log: Arc<dyn EventLog>,
     pub id: StreamId,
     pub meta: Arc<StreamMeta>,
-    pub upstream: Resolved,
+    pub route: Route,
+    pub retry: RetryPolicy,
     pub request: ChatRequest,
     pub timeouts: Timeouts,
     /// With a grace window, the stream is cancelled `abandoned` when no subscriber has been
@@ -98,23 +98,35 @@ impl Producer {
     }
 
     async fn pump(&mut self) {
-        let upstream = match self.first_event().await {
+        let connected = route::connect(
+            &self.id,
+            &self.route,
+            &self.request,
+            &self.timeouts,
+            &self.retry,
+        )
+        .await;
+        let upstream = match connected {
             Ok(upstream) => upstream,
             Err(e) => {
                 tracing::info!(stream_id = %self.id, code = e.code(), error = %e, "upstream failed before the first event");
-                self.fail(&e).await;
+                self.fail(&e, None).await;
                 if let Some(started) = self.started.take() {
                     let _ = started.send(Err(e));
                 }
                 return;
             }
         };
-        let (mut stream, first) = upstream;
+        let Connected {
+            mut stream,
+            first,
+            provider,
+        } = upstream;
         let started = EventBody::Started(Started {
             stream_id: self.id.to_string(),
             kind: self.meta.kind,
             model: self.meta.model.clone(),
-            provider: self.upstream.provider.name().to_owned(),
+            provider: provider.to_owned(),
             created_at: self.meta.created_at,
         });
         let mut usage = None;
@@ -156,7 +168,8 @@ impl Producer {
             }
             match done {
                 Some(Ok(finish_reason)) => return self.complete(finish_reason, usage).await,
-                Some(Err(e)) => return self.fail(&e).await,
+                // What the upstream had counted so far still goes on the record.
+                Some(Err(e)) => return self.fail(&e, usage).await,
                 None => {}
             }
             next = match timeout(self.timeouts.idle, stream.next()).await {
@@ -171,33 +184,6 @@ impl Producer {
                 ))),
             };
         }
-    }
-
-    /// Calls the upstream and waits for its first event, all within the first-event timeout.
-    async fn first_event(&self) -> Result<(ProviderStream, ProviderEvent), ProviderError> {
-        let call = async {
-            let mut stream = self
-                .upstream
-                .provider
-                .chat(&self.upstream.upstream_model, &self.request)
-                .await?;
-            match stream.next().await {
-                Some(Ok(first)) => Ok((stream, first)),
-                Some(Err(e)) => Err(e),
-                None => Err(truncated()),
-            }
-        };
-        timeout(self.timeouts.first_event, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ProviderError::new(
-                    ProviderErrorKind::FirstEventTimeout,
-                    format!(
-                        "no upstream event within {} s",
-                        self.timeouts.first_event.as_secs_f32()
-                    ),
-                ))
-            })
     }
 
     /// Returns false when the stream cannot take more events (finished elsewhere, too large,
@@ -233,14 +219,12 @@ impl Producer {
         self.append(vec![done]).await;
     }
 
-    async fn fail(&self, e: &ProviderError) {
-        let info = e.info();
-        self.append(vec![EventBody::failed(
-            info.code,
-            info.message,
-            info.retryable,
-        )])
-        .await;
+    async fn fail(&self, e: &ProviderError, usage: Option<Usage>) {
+        let mut failed = EventBody::failed(e.code(), e.message.clone(), e.retryable());
+        if let EventBody::Failed(f) = &mut failed {
+            f.usage = usage;
+        }
+        self.append(vec![failed]).await;
     }
 }
 

@@ -12,5 +12,6 @@ mod lifecycle;
 mod limits;
 mod meta;
 mod resume;
+mod routing;
 mod store_contract;
 mod upstream;

@@ -71,13 +71,14 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Text;
+    use crate::event::Reasoning;
 
     fn bodies(n: usize) -> Vec<EventBody> {
         (0..n)
             .map(|i| {
-                EventBody::ReasoningDelta(Text {
+                EventBody::ReasoningDelta(Reasoning {
                     text: i.to_string(),
+                    signature: None,
                 })
             })
             .collect()

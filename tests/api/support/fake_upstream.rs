@@ -42,8 +42,10 @@ pub struct FakeUpstream {
 }
 
 struct Shared {
-    reply: Mutex<Reply>,
+    /// Replies for the next requests, in order; the last one answers every request after.
+    replies: Mutex<Vec<Reply>>,
     requests: Mutex<Vec<(Option<String>, Value)>>,
+    paths: Mutex<Vec<String>>,
     /// Response bodies dropped before they were fully sent: the proxy closed the connection.
     cut: watch::Sender<usize>,
 }
@@ -72,13 +74,23 @@ pub fn openai_chunk(text: &str) -> Bytes {
 
 impl FakeUpstream {
     pub async fn start(reply: Reply) -> Self {
+        Self::start_sequence(vec![reply]).await
+    }
+
+    /// Answers the first request with `replies[0]`, the second with `replies[1]`, ..., and
+    /// every later one with the last.
+    pub async fn start_sequence(replies: Vec<Reply>) -> Self {
+        assert!(!replies.is_empty());
         let shared = Arc::new(Shared {
-            reply: Mutex::new(reply),
+            replies: Mutex::new(replies),
             requests: Mutex::new(Vec::new()),
+            paths: Mutex::new(Vec::new()),
             cut: watch::Sender::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(answer))
+            .route("/v1/messages", post(answer))
+            .route("/v1beta/models/{*rest}", post(answer))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -92,7 +104,12 @@ impl FakeUpstream {
 
     /// Changes what later requests get.
     pub fn set_reply(&self, reply: Reply) {
-        *self.shared.reply.lock().unwrap() = reply;
+        *self.shared.replies.lock().unwrap() = vec![reply];
+    }
+
+    /// Path and query of each request received.
+    pub fn paths(&self) -> Vec<String> {
+        self.shared.paths.lock().unwrap().clone()
     }
 
     /// Bodies of the requests received, with their `authorization` header.
@@ -115,16 +132,27 @@ impl FakeUpstream {
 
 async fn answer(
     State(shared): State<Arc<Shared>>,
+    uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    let auth = headers
-        .get("authorization")
+    // Each API puts its key in its own header.
+    let auth = ["authorization", "x-api-key", "x-goog-api-key"]
+        .iter()
+        .find_map(|name| headers.get(*name))
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    shared.paths.lock().unwrap().push(uri.to_string());
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     shared.requests.lock().unwrap().push((auth, json));
-    let reply = shared.reply.lock().unwrap().clone();
+    let reply = {
+        let mut replies = shared.replies.lock().unwrap();
+        if replies.len() > 1 {
+            replies.remove(0)
+        } else {
+            replies[0].clone()
+        }
+    };
     let mut guard = CutGuard {
         shared: Arc::clone(&shared),
         finished: false,

@@ -35,6 +35,10 @@ pub fn test_config() -> Config {
     };
     config.upstream.first_event_timeout_secs = 5.0;
     config.upstream.idle_timeout_secs = 5.0;
+    // Retries stay on, but quick; a long retry-after moves on instead of waiting.
+    config.routing.backoff_ms = 10;
+    config.routing.max_backoff_ms = 50;
+    config.routing.max_retry_after_secs = 2;
     config
 }
 
