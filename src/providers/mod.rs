@@ -7,6 +7,7 @@ mod lines;
 mod mock;
 mod openai;
 mod registry;
+mod upstream;
 
 pub use error::{ProviderError, ProviderErrorKind};
 pub use lines::{LineError, split_lines};

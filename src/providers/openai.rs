@@ -5,15 +5,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use eventsource_stream::{EventStreamError, Eventsource};
-use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::upstream::{Decoder, decode_sse, null_as_default, send};
 use super::{
-    ChatRequest, LineError, Provider, ProviderError, ProviderErrorKind, ProviderEvent,
-    ProviderStream, StreamOptions, split_lines,
+    ChatRequest, Provider, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream,
+    StreamOptions,
 };
 use crate::event::{EventBody, MessageDelta, Reasoning, ToolCallDelta, Usage};
 
@@ -85,133 +83,12 @@ impl Provider for OpenAiProvider {
         if let Some(key) = &self.config.api_key {
             call = call.bearer_auth(key);
         }
-        let response = call.send().await.map_err(|e| {
-            // reqwest's message names the URL but never the headers, so no key can leak.
-            ProviderError::new(
-                ProviderErrorKind::Connect,
-                format!("upstream unreachable: {}", without_url(&e)),
-            )
-        })?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(status_error(response).await);
-        }
-        Ok(relay_body(
+        let response = send(call).await?;
+        Ok(decode_sse(
             response.bytes_stream(),
             self.config.max_line_bytes,
+            OpenAiDecoder::default(),
         ))
-    }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut e = std::error::Error::source(e);
-    let mut parts = Vec::new();
-    while let Some(cause) = e {
-        parts.push(cause.to_string());
-        e = cause.source();
-    }
-    if parts.is_empty() {
-        "connection failed".to_owned()
-    } else {
-        parts.join(": ")
-    }
-}
-
-/// Turns an upstream error response into a client-safe error.
-async fn status_error(response: reqwest::Response) -> ProviderError {
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let body = response.text().await.unwrap_or_default();
-    let wire: Option<ErrorBody> = serde_json::from_str(&body).ok();
-    let upstream = wire.map(|b| b.error).unwrap_or_default();
-    let message = match status {
-        // Upstream auth messages can echo part of the proxy's key: never pass them on.
-        401 | 403 => format!("the upstream rejected tokenrelay's credentials (HTTP {status})"),
-        _ => {
-            let detail = upstream
-                .message
-                .unwrap_or_else(|| body.chars().take(300).collect());
-            format!(
-                "upstream returned HTTP {status}: {}",
-                detail.chars().take(500).collect::<String>()
-            )
-        }
-    };
-    ProviderError {
-        kind: ProviderErrorKind::Status(status),
-        message,
-        retry_after,
-    }
-}
-
-/// The thin wrapper: upstream body bytes in, provider events out, ending with `Done` or an
-/// error (a body that ends without `[DONE]` is `Truncated`).
-pub(crate) fn relay_body<S, E>(body: S, max_line: usize) -> ProviderStream
-where
-    S: Stream<Item = Result<Bytes, E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    let lines = Box::pin(split_lines(Box::pin(body), max_line));
-    let mut events = lines.eventsource();
-    async_stream::stream! {
-        let mut state = ChunkState::default();
-        while let Some(event) = events.next().await {
-            let data = match event {
-                // Some servers name error frames instead of shaping them `{"error": ...}`.
-                Ok(event) if event.event == "error" => {
-                    let detail: String = event.data.chars().take(500).collect();
-                    yield Err(ProviderError::new(ProviderErrorKind::Stream, format!("upstream error event: {detail}")));
-                    return;
-                }
-                Ok(event) => event.data,
-                Err(e) => {
-                    yield Err(frame_error(e));
-                    return;
-                }
-            };
-            match normalize(&data, &mut state) {
-                Ok(items) if items.is_empty() => yield Ok(ProviderEvent::Heartbeat),
-                Ok(items) => {
-                    for item in items {
-                        let done = matches!(item, ProviderEvent::Done { .. });
-                        yield Ok(item);
-                        if done {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    yield Err(e);
-                    return;
-                }
-            }
-        }
-        yield Err(ProviderError::new(
-            ProviderErrorKind::Truncated,
-            "upstream closed the connection before [DONE]",
-        ));
-    }
-    .boxed()
-}
-
-fn frame_error<E: std::fmt::Display>(e: EventStreamError<LineError<E>>) -> ProviderError {
-    match e {
-        EventStreamError::Transport(LineError::Transport(e)) => ProviderError::new(
-            ProviderErrorKind::Truncated,
-            format!("upstream connection failed mid-stream: {e}"),
-        ),
-        EventStreamError::Transport(e) => {
-            ProviderError::new(ProviderErrorKind::InvalidResponse, e.to_string())
-        }
-        EventStreamError::Utf8(_) | EventStreamError::Parser(_) => ProviderError::new(
-            ProviderErrorKind::InvalidResponse,
-            "upstream sent malformed server-sent events",
-        ),
     }
 }
 
@@ -219,6 +96,33 @@ fn frame_error<E: std::fmt::Display>(e: EventStreamError<LineError<E>>) -> Provi
 #[derive(Debug, Default)]
 pub(crate) struct ChunkState {
     finish_reason: Option<String>,
+}
+
+/// Chat Completions chunks; the stream must end with `[DONE]`.
+#[derive(Default)]
+pub(crate) struct OpenAiDecoder {
+    state: ChunkState,
+}
+
+impl Decoder for OpenAiDecoder {
+    fn event(&mut self, name: &str, data: &str) -> Result<Vec<ProviderEvent>, ProviderError> {
+        // Some servers name error frames instead of shaping them `{"error": ...}`.
+        if name == "error" {
+            let detail: String = data.chars().take(500).collect();
+            return Err(ProviderError::new(
+                ProviderErrorKind::Stream,
+                format!("upstream error event: {detail}"),
+            ));
+        }
+        normalize(data, &mut self.state)
+    }
+
+    fn end(&mut self) -> Result<ProviderEvent, ProviderError> {
+        Err(ProviderError::new(
+            ProviderErrorKind::Truncated,
+            "upstream closed the connection before [DONE]",
+        ))
+    }
 }
 
 /// Converts one upstream SSE `data` payload into native events. Pure.
@@ -310,15 +214,6 @@ fn push_text(
 
 // Wire types: only the fields tokenrelay reads; everything else is ignored.
 
-/// `null` where a list or number is expected means "none"/0, as most SDKs read it.
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
 /// Compatible upstreams disagree on some field types (a `reasoning` object, array content):
 /// a value that is not a string is skipped rather than failing the whole chunk.
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -388,12 +283,6 @@ struct WireUsage {
     completion_tokens: u64,
     #[serde(default)]
     total_tokens: u64,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    error: WireError,
 }
 
 #[derive(Deserialize, Default)]

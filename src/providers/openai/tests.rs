@@ -7,8 +7,9 @@ use futures::StreamExt;
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 use serde::Deserialize;
 
-use super::{ChunkState, normalize, relay_body};
+use super::{ChunkState, OpenAiDecoder, normalize};
 use crate::event::{Aggregate, EventBody};
+use crate::providers::upstream::decode_sse;
 use crate::providers::{ProviderErrorKind, ProviderEvent};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openai");
@@ -68,7 +69,7 @@ struct Outcome {
 
 async fn replay(chunks: Vec<Bytes>) -> Outcome {
     let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
-    let mut stream = relay_body(body, 1 << 24);
+    let mut stream = decode_sse(body, 1 << 24, OpenAiDecoder::default());
     let mut outcome = Outcome {
         aggregate: Aggregate::default(),
         empty_deltas: 0,
