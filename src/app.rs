@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secrets, secs};
-use crate::providers::{MockProvider, OpenAiConfig, OpenAiProvider, Providers};
+use crate::providers::{
+    AnthropicConfig, AnthropicProvider, GeminiConfig, GeminiProvider, MockProvider, OpenAiConfig,
+    OpenAiProvider, Providers,
+};
 use crate::relay::{Relay, RetryPolicy, Timeouts};
 use crate::store::{EventLog, MemoryStore, RedisConfig, RedisStore};
 
@@ -79,15 +82,32 @@ impl AppState {
         } else {
             Arc::new(MemoryStore::new(limits))
         };
+        let upstream = &config.upstream;
+        let (connect_timeout, max_line_bytes) =
+            (secs(upstream.connect_timeout_secs), upstream.max_line_bytes);
         let openai = OpenAiProvider::new(OpenAiConfig {
-            base_url: config.upstream.openai_base_url.clone(),
+            base_url: upstream.openai_base_url.clone(),
             api_key: secrets.openai_api_key,
-            connect_timeout: secs(config.upstream.connect_timeout_secs),
-            max_line_bytes: config.upstream.max_line_bytes,
+            connect_timeout,
+            max_line_bytes,
+        })?;
+        let anthropic = AnthropicProvider::new(AnthropicConfig {
+            base_url: upstream.anthropic_base_url.clone(),
+            api_key: secrets.anthropic_api_key,
+            connect_timeout,
+            max_line_bytes,
+        })?;
+        let gemini = GeminiProvider::new(GeminiConfig {
+            base_url: upstream.gemini_base_url.clone(),
+            api_key: secrets.gemini_api_key,
+            connect_timeout,
+            max_line_bytes,
         })?;
         let mut providers = Providers::new()
             .with(Arc::new(MockProvider))
-            .with(Arc::new(openai));
+            .with(Arc::new(openai))
+            .with(Arc::new(anthropic))
+            .with(Arc::new(gemini));
         if let Some(name) = &config.default_provider {
             providers = providers.with_default(name);
         }

@@ -105,6 +105,10 @@ pub struct Upstream {
     pub max_line_bytes: usize,
     /// OpenAI-compatible base URL, overridden by `OPENAI_BASE_URL`.
     pub openai_base_url: String,
+    /// Anthropic Messages API base URL, overridden by `ANTHROPIC_BASE_URL`.
+    pub anthropic_base_url: String,
+    /// Gemini API base URL, overridden by `GEMINI_BASE_URL`.
+    pub gemini_base_url: String,
 }
 
 impl Default for Config {
@@ -149,6 +153,8 @@ impl Default for Upstream {
             idle_timeout_secs: 120.0,
             max_line_bytes: 16 * 1024 * 1024,
             openai_base_url: "https://api.openai.com/v1".to_owned(),
+            anthropic_base_url: "https://api.anthropic.com/v1".to_owned(),
+            gemini_base_url: "https://generativelanguage.googleapis.com/v1beta".to_owned(),
         }
     }
 }
@@ -188,6 +194,8 @@ impl Env for ProcessEnv {
 #[derive(Clone, Debug, Default)]
 pub struct Secrets {
     pub openai_api_key: Option<String>,
+    pub anthropic_api_key: Option<String>,
+    pub gemini_api_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -231,11 +239,21 @@ impl Config {
 
     /// Applies environment-only settings (upstream URLs) and returns the secrets.
     pub fn apply_env(&mut self, env: &dyn Env) -> Secrets {
-        if let Some(url) = env.var("OPENAI_BASE_URL") {
-            self.upstream.openai_base_url = url;
+        let upstream = &mut self.upstream;
+        let urls = [
+            ("OPENAI_BASE_URL", &mut upstream.openai_base_url),
+            ("ANTHROPIC_BASE_URL", &mut upstream.anthropic_base_url),
+            ("GEMINI_BASE_URL", &mut upstream.gemini_base_url),
+        ];
+        for (name, url) in urls {
+            if let Some(value) = env.var(name) {
+                *url = value;
+            }
         }
         Secrets {
             openai_api_key: env.var("OPENAI_API_KEY"),
+            anthropic_api_key: env.var("ANTHROPIC_API_KEY"),
+            gemini_api_key: env.var("GEMINI_API_KEY"),
         }
     }
 

@@ -2,14 +2,20 @@
 //! stream of native events. Adapters keep their wire types private and convert one upstream
 //! event at a time with a pure function, unit-tested on fixtures.
 
+mod anthropic;
 mod error;
+#[cfg(test)]
+mod fixtures;
+mod gemini;
 mod lines;
 mod mock;
 mod openai;
 mod registry;
 mod upstream;
 
+pub use anthropic::{AnthropicConfig, AnthropicProvider};
 pub use error::{ProviderError, ProviderErrorKind};
+pub use gemini::{GeminiConfig, GeminiProvider};
 pub use lines::{LineError, split_lines};
 pub use mock::{MockModel, MockProvider};
 pub use openai::{OpenAiConfig, OpenAiProvider};
@@ -34,6 +40,10 @@ pub struct ChatRequest {
     pub stream_options: Option<StreamOptions>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The client's own Messages API body when it spoke Anthropic (`/v1/messages`): an
+    /// Anthropic upstream gets it as sent, nothing lost in translation.
+    #[serde(skip)]
+    pub anthropic: Option<Map<String, Value>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

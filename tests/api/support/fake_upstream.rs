@@ -102,6 +102,11 @@ impl FakeUpstream {
         format!("http://{}/v1", self.addr)
     }
 
+    /// `http://host:port`, for APIs with other path prefixes.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Changes what later requests get.
     pub fn set_reply(&self, reply: Reply) {
         *self.shared.replies.lock().unwrap() = vec![reply];

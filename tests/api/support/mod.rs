@@ -44,14 +44,16 @@ pub fn test_config() -> Config {
 
 /// Starts tokenrelay on port 0 with `config`; OpenAI-compatible calls go to `upstream`.
 pub async fn spawn_app_with(mut config: Config, upstream: Option<&FakeUpstream>) -> TestApp {
-    if let Some(upstream) = upstream {
-        config.upstream.openai_base_url = upstream.base_url();
-    } else {
-        // Nothing listens here: a test that reaches the real network fails fast.
-        config.upstream.openai_base_url = "http://127.0.0.1:9/v1".into();
-    }
+    // Every upstream API points at the fake (or, without one, at a port where nothing
+    // listens, so a test that reaches for the real network fails fast).
+    let base = upstream.map_or_else(|| "http://127.0.0.1:9".to_owned(), FakeUpstream::origin);
+    config.upstream.openai_base_url = format!("{base}/v1");
+    config.upstream.anthropic_base_url = format!("{base}/v1");
+    config.upstream.gemini_base_url = format!("{base}/v1beta");
     let secrets = Secrets {
         openai_api_key: Some("sk-test-secret-key".into()),
+        anthropic_api_key: Some("sk-ant-test-secret".into()),
+        gemini_api_key: Some("gm-test-secret".into()),
     };
     let state = AppState::new(config, secrets).expect("valid test config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
