@@ -38,6 +38,8 @@ pub enum Format {
     Native,
     #[serde(rename = "openai")]
     OpenAi,
+    Anthropic,
+    Agui,
 }
 
 impl Format {
@@ -45,6 +47,8 @@ impl Format {
         match name {
             "native" => Some(Self::Native),
             "openai" => Some(Self::OpenAi),
+            "anthropic" => Some(Self::Anthropic),
+            "agui" => Some(Self::Agui),
             _ => None,
         }
     }

@@ -27,7 +27,7 @@ pub enum ApiError {
     InvalidIdempotencyKey,
     #[error("this `Idempotency-Key` was already used with a different request")]
     IdempotencyKeyReused,
-    #[error("format `{0}` is not supported; use `native` or `openai`")]
+    #[error("format `{0}` is not supported; use `native`, `openai`, `anthropic` or `agui`")]
     UnsupportedFormat(String),
     #[error("invalid query string: {0}")]
     InvalidQuery(String),

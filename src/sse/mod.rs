@@ -1,7 +1,10 @@
 //! Server-Sent Events out: frame encoding, resume planning, renderers per client format, and
 //! the subscription body that ties them to a cursor over the log.
 
+mod agui;
+mod anthropic;
 mod frame;
+mod openai;
 mod render;
 mod resume;
 mod subscription;

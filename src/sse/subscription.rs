@@ -18,7 +18,7 @@ use super::render::Renderer;
 use super::resume::{Reset, ResetReason};
 use crate::event::{Epoch, EventId, StreamId, StreamStatus};
 use crate::relay::SubscriberGuard;
-use crate::store::{EventLog, LogItem, read_from};
+use crate::store::{EventLog, LogItem, StoreError, read_from};
 
 /// Frames gathered into one write while more events are ready (replay, bursts).
 const MAX_WRITE_BYTES: usize = 64 * 1024;
@@ -37,6 +37,33 @@ pub struct Subscription {
     /// Ends the body without a terminal event; the client resumes by id.
     pub shutdown: CancellationToken,
     pub guard: SubscriberGuard,
+}
+
+/// Feeds the events up to `after` through the renderer, discarding the output.
+async fn catch_up(
+    log: &Arc<dyn EventLog>,
+    id: &StreamId,
+    epoch: &Epoch,
+    after: u64,
+    renderer: &mut Renderer,
+) -> Result<(), StoreError> {
+    let mut sink = FrameWriter::new(None);
+    let mut at = 0;
+    while at < after {
+        let page = log.read(id, at, (after - at).min(1024) as usize).await?;
+        if page.epoch != *epoch {
+            return Err(StoreError::Replaced);
+        }
+        let Some(last) = page.events.last().map(|e| e.seq) else {
+            break;
+        };
+        for event in page.events.iter().take_while(|e| e.seq <= after) {
+            renderer.event(epoch, event, &mut sink);
+        }
+        sink.take();
+        at = last;
+    }
+    Ok(())
 }
 
 impl Subscription {
@@ -75,6 +102,13 @@ impl Subscription {
             // relay's presence task repeats this while the subscriber stays.
             log.touch(&id).await;
             let mut out = FrameWriter::new(retry_ms);
+            if renderer.needs_history() && after > 0 {
+                // Rebuild the renderer's state (open blocks, messages) from what the client
+                // already received, so the continuation opens nothing twice.
+                if catch_up(&log, &id, &epoch, after, &mut renderer).await.is_err() {
+                    return;
+                }
+            }
             if let Some(reset) = reset {
                 renderer.reset(&EventId::new(&epoch, after).to_string(), &reset, &mut out);
                 yield Ok(out.take());

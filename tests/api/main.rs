@@ -8,6 +8,7 @@ mod support;
 
 mod cluster;
 mod errors;
+mod formats;
 mod lifecycle;
 mod limits;
 mod meta;
