@@ -13,6 +13,9 @@ pub struct Aggregate {
     pub refusal: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reasoning: String,
+    /// The last reasoning signature (Anthropic signs thinking so it can be sent back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_signature: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -46,7 +49,12 @@ impl Aggregate {
         match body {
             EventBody::MessageDelta(d) => self.choice_mut(d.index).text.push_str(&d.text),
             EventBody::RefusalDelta(d) => self.refusal.push_str(&d.text),
-            EventBody::ReasoningDelta(d) => self.reasoning.push_str(&d.text),
+            EventBody::ReasoningDelta(d) => {
+                self.reasoning.push_str(&d.text);
+                if d.signature.is_some() {
+                    self.reasoning_signature.clone_from(&d.signature);
+                }
+            }
             EventBody::ToolCallDelta(d) => {
                 let call = self.tool_call_mut(d.index);
                 if let Some(id) = &d.id {

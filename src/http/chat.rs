@@ -133,15 +133,45 @@ pub async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ChatRequest>,
-) -> Result<Response, ApiError> {
-    let stream = request.wants_stream();
+) -> Response {
     let endpoint = Endpoint {
         name: "chat.completions",
         format: Format::OpenAi,
         detach_grace: Some(Duration::from_secs(state.config.detach_grace_secs)),
         attach: true,
     };
-    let (launched, _tokens) = launch(&state, &headers, request, endpoint).await?;
+    answer(&state, &headers, request, endpoint).await
+}
+
+/// Runs a chat request for a route that answers it directly: SSE in the route's format
+/// (`stream: true`) or one JSON answer; errors in the route's error shape.
+pub async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: ChatRequest,
+    endpoint: Endpoint,
+) -> Response {
+    let format = endpoint.format;
+    let (result, id) = answer_inner(state, headers, request, endpoint).await;
+    let response = result.unwrap_or_else(|e| e.into_response_as(format));
+    match id {
+        Some(id) => with_stream_id(response, &id),
+        None => response,
+    }
+}
+
+async fn answer_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: ChatRequest,
+    endpoint: Endpoint,
+) -> (Result<Response, ApiError>, Option<StreamId>) {
+    let stream = request.wants_stream();
+    let format = endpoint.format;
+    let launched = match launch(state, headers, request, endpoint).await {
+        Ok((launched, _tokens)) => launched,
+        Err(e) => return (Err(e), None),
+    };
     let (id, guard, position) = match launched {
         Launched::New {
             id,
@@ -154,71 +184,82 @@ pub async fn completions(
             tokio::select! {
                 started = started => {
                     if let Ok(Err(e)) = started {
-                        return Ok(with_stream_id(ApiError::Upstream(e).into_response(), &id));
+                        return (Err(ApiError::Upstream(e)), Some(id));
                     }
                 }
-                () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+                () = state.shutdown.cancelled() => return (Err(ApiError::ShuttingDown), Some(id)),
             }
             (id, subscriber, None)
         }
         // A repeated key joins the existing generation instead of paying for a second one.
-        Launched::Existing(id) => (id, None, last_event_id(&headers)),
+        Launched::Existing(id) => (id, None, last_event_id(headers)),
     };
-    if stream {
-        let head = state.log().head(&id).await?;
-        open(
-            &state,
-            id,
-            head,
-            Format::OpenAi,
-            position.as_deref(),
-            false,
-            guard,
-        )
+    let result = if stream {
+        match state.log().head(&id).await {
+            Ok(head) => open(
+                state,
+                id.clone(),
+                head,
+                format,
+                position.as_deref(),
+                false,
+                guard,
+            ),
+            Err(e) => Err(e.into()),
+        }
     } else {
-        collect(&state, id, guard).await
-    }
+        finished_info(state, &id, guard)
+            .await
+            .and_then(|info| match format {
+                Format::Anthropic => {
+                    super::messages::message(&info).map(|m| Json(m).into_response())
+                }
+                _ => outcome(&info).map(|()| Json(completion(&info)).into_response()),
+            })
+    };
+    (result, Some(id))
 }
 
-/// Waits for the stream to finish and answers one `chat.completion`.
-async fn collect(
+/// Waits for the stream to finish; returns its final status and aggregate.
+async fn finished_info(
     state: &AppState,
-    id: StreamId,
+    id: &StreamId,
     guard: Option<SubscriberGuard>,
-) -> Result<Response, ApiError> {
-    let _guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
+) -> Result<StreamInfo, ApiError> {
+    let _guard = guard.unwrap_or_else(|| state.relay.registry.attach(id));
     let log = state.log();
     // Waiting touches only the head; the aggregate is read once, at the end. The status
     // outlives the log, so a late repeated request is still answered from it.
     tokio::select! {
-        finished = log.finished(&id) => match finished {
+        finished = log.finished(id) => match finished {
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         },
         () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
     }
-    let info = log.info(&id).await?;
+    Ok(log.info(id).await?)
+}
+
+/// A stream that did not complete is an error for a non-streaming answer.
+pub fn outcome(info: &StreamInfo) -> Result<(), ApiError> {
     let aggregate = &info.aggregate;
-    let response = match info.head.status {
-        StreamStatus::Completed => Json(completion(&info)).into_response(),
-        StreamStatus::Failed => {
-            let error = aggregate
+    match info.head.status {
+        StreamStatus::Completed => Ok(()),
+        StreamStatus::Failed => Err(ApiError::StreamFailed(
+            aggregate
                 .error
                 .clone()
                 .unwrap_or_else(|| crate::event::ErrorInfo {
                     code: "internal_error".into(),
                     message: "the stream failed".into(),
                     retryable: true,
-                });
-            ApiError::StreamFailed(error).into_response()
-        }
-        StreamStatus::Cancelled => {
-            ApiError::StreamCancelled(aggregate.cancel_reason.clone().unwrap_or_default())
-                .into_response()
-        }
-        StreamStatus::Running => ApiError::Internal.into_response(),
-    };
-    Ok(with_stream_id(response, &id))
+                }),
+        )),
+        StreamStatus::Cancelled => Err(ApiError::StreamCancelled(
+            aggregate.cancel_reason.clone().unwrap_or_default(),
+        )),
+        StreamStatus::Running => Err(ApiError::Internal),
+    }
 }
 
 /// The `chat.completion` object for a completed stream.

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::event::ErrorInfo;
+use crate::event::{ErrorInfo, Format};
 use crate::providers::{ModelNotFound, ProviderError};
 use crate::sse::Reset;
 use crate::store::StoreError;
@@ -134,22 +134,53 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.into_response_as(Format::OpenAi)
+    }
+}
+
+/// Anthropic's error `type` for a status (its SDKs branch on it).
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 | 405 | 409 | 410 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+impl ApiError {
+    /// The response in the error shape of the route's API: Anthropic's
+    /// `{"type":"error","error":{type,message}}` on `/v1/messages`, OpenAI's elsewhere. The
+    /// stable code travels in both.
+    pub fn into_response_as(self, format: Format) -> Response {
         let (status, code) = self.status_and_code();
-        let kind = if status.is_server_error() {
-            "server_error"
+        let body = if format == Format::Anthropic {
+            json!({
+                "type": "error",
+                "error": {"type": anthropic_type(status), "message": self.to_string(), "code": code},
+            })
         } else {
-            "invalid_request_error"
+            let kind = if status.is_server_error() {
+                "server_error"
+            } else {
+                "invalid_request_error"
+            };
+            let mut error = json!({
+                "message": self.to_string(),
+                "type": kind,
+                "code": code,
+                "param": self.param(),
+            });
+            if let Self::ResumeGone(reset) = &self {
+                error["reset"] = json!(reset);
+            }
+            json!({ "error": error })
         };
-        let mut error = json!({
-            "message": self.to_string(),
-            "type": kind,
-            "code": code,
-            "param": self.param(),
-        });
-        if let Self::ResumeGone(reset) = &self {
-            error["reset"] = json!(reset);
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::Upstream(e) => e.retry_after.map(|d| d.as_secs().max(1)),
             Self::StoreFull | Self::StoreUnavailable | Self::ShuttingDown => Some(1),

@@ -4,6 +4,7 @@ mod chat;
 mod error;
 mod events;
 mod json;
+mod messages;
 mod meta;
 mod streams;
 
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit));
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/messages", post(messages::create))
         .route("/v1/streams", post(streams::create))
         .route("/v1/streams/{id}", get(streams::status))
         .route("/v1/streams/{id}/events", get(events::subscribe))

@@ -11,6 +11,7 @@ mod errors;
 mod formats;
 mod lifecycle;
 mod limits;
+mod messages;
 mod meta;
 mod resume;
 mod routing;
