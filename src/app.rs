@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Secrets, secs};
+use crate::prompts::Prompts;
 use crate::providers::{
     AnthropicConfig, AnthropicProvider, GeminiConfig, GeminiProvider, MockProvider, OpenAiConfig,
     OpenAiProvider, Providers,
@@ -34,6 +35,7 @@ pub struct Inner {
     pub config: Config,
     pub relay: Relay,
     pub providers: Providers,
+    pub prompts: Prompts,
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
     /// open SSE responses end so their clients resume elsewhere.
     pub shutdown: CancellationToken,
@@ -63,6 +65,8 @@ pub enum StartupError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Alias(#[from] crate::providers::AliasError),
+    #[error(transparent)]
+    Prompts(#[from] crate::prompts::PromptError),
 }
 
 impl AppState {
@@ -112,6 +116,8 @@ impl AppState {
             providers = providers.with_default(name);
         }
         let providers = providers.with_aliases(&config.models)?;
+        // A template that does not load is a startup error, not a surprise at request time.
+        Prompts::load(&config.prompts_dir)?;
         Ok(Self::from_parts(config, log, providers))
     }
 
@@ -133,10 +139,15 @@ impl AppState {
             max_retry_after: Duration::from_secs(routing.max_retry_after_secs),
         };
         let relay = Relay::new(log, tasks.clone(), timeouts, retry);
+        let prompts = Prompts::load(&config.prompts_dir).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no prompt templates");
+            Prompts::empty(&config.prompts_dir)
+        });
         Self(Arc::new(Inner {
             config,
             relay,
             providers,
+            prompts,
             shutdown: CancellationToken::new(),
             tasks,
             store_tasks,
@@ -179,6 +190,8 @@ pub async fn serve(
             }
         }
     });
+    #[cfg(unix)]
+    spawn_reload_on_hangup(&state);
     let router = crate::http::router(state.clone());
     let graceful = axum::serve(listener, router)
         .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
@@ -218,4 +231,31 @@ pub async fn serve(
     state.store_tasks.close();
     state.store_tasks.wait().await;
     served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// SIGHUP reloads the prompt templates; running streams are not touched.
+#[cfg(unix)]
+fn spawn_reload_on_hangup(state: &AppState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: prompt templates will not reload");
+        return;
+    };
+    let state = state.clone();
+    state.tasks.clone().spawn(async move {
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                got = hangups.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    match state.prompts.reload() {
+                        Ok(count) => tracing::info!(count, "prompt templates reloaded"),
+                        Err(e) => tracing::error!(error = %e, "prompt reload failed; keeping the previous templates"),
+                    }
+                }
+            }
+        }
+    });
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub store_retry_secs: u64,
     /// Provider for model names without a `provider/` prefix (e.g. `openai`); none by default.
     pub default_provider: Option<String>,
+    /// Folder of prompt templates, read at startup and on SIGHUP.
+    pub prompts_dir: std::path::PathBuf,
     pub limits: Limits,
     pub upstream: Upstream,
     pub redis: Redis,
@@ -123,6 +125,7 @@ impl Default for Config {
             shutdown_drain_secs: 10,
             store_retry_secs: 30,
             default_provider: None,
+            prompts_dir: "prompts".into(),
             limits: Limits::default(),
             upstream: Upstream::default(),
             redis: Redis::default(),

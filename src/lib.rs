@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod prompts;
 pub mod providers;
 pub mod relay;
 pub mod sse;

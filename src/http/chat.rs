@@ -7,14 +7,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::events::{last_event_id, open, with_stream_id};
 use super::json::ApiJson;
 use super::{ApiError, AppState};
 use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
-use crate::providers::{ChatRequest, Route};
+use crate::providers::{ChatMessage, ChatRequest, MessageContent, Route};
 use crate::relay::{ChatLaunch, Launched, SubscriberGuard};
 use crate::store::{StoreError, StreamInfo, StreamMeta};
 
@@ -57,6 +57,8 @@ pub async fn launch(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    let mut request = request;
+    apply_prompt(state, &mut request)?;
     let key = idempotency_key(headers, endpoint.name)?;
     let (prepared, tokens) = prepare(state, &request, endpoint.format)?;
     let request_hash = prepared.meta.request_hash.clone();
@@ -78,6 +80,45 @@ pub async fn launch(
         }
     }
     Ok((launched, tokens))
+}
+
+/// `prompt: {name, variables}` becomes the first (system) message; the field itself is not
+/// sent upstream.
+fn apply_prompt(state: &AppState, request: &mut ChatRequest) -> Result<(), ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PromptRef {
+        name: String,
+        #[serde(default)]
+        variables: Map<String, Value>,
+    }
+    let Some(prompt) = request.extra.remove("prompt") else {
+        return Ok(());
+    };
+    let prompt: PromptRef = serde_json::from_value(prompt).map_err(|e| ApiError::InvalidField {
+        param: "prompt".into(),
+        message: format!("invalid value for `prompt`: {e}"),
+    })?;
+    let system = state.prompts.render(&prompt.name, &prompt.variables)?;
+    if let Some(original) = request.anthropic.as_mut() {
+        original.remove("prompt");
+        let merged = match original.remove("system") {
+            Some(Value::String(existing)) => json!(format!("{system}\n\n{existing}")),
+            Some(Value::Array(mut blocks)) => {
+                blocks.insert(0, json!({"type": "text", "text": system}));
+                Value::Array(blocks)
+            }
+            _ => json!(system),
+        };
+        original.insert("system".into(), merged);
+    }
+    let message = ChatMessage {
+        role: "system".into(),
+        content: Some(MessageContent::Text(system)),
+        extra: Map::new(),
+    };
+    request.messages.insert(0, message);
+    Ok(())
 }
 
 /// Validates a chat request and resolves its model.

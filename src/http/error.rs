@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::event::{ErrorInfo, Format};
+use crate::prompts::PromptError;
 use crate::providers::{ModelNotFound, ProviderError};
 use crate::sse::Reset;
 use crate::store::StoreError;
@@ -37,6 +38,12 @@ pub enum ApiError {
     ModelNotFound(#[from] ModelNotFound),
     #[error("stream not found or expired")]
     StreamNotFound,
+    #[error("{0}")]
+    PromptNotFound(String),
+    #[error("{0}")]
+    PromptVariableMissing(String),
+    #[error("{0}")]
+    PromptRender(String),
     #[error("no route for this path")]
     RouteNotFound,
     #[error("method not allowed on this path")]
@@ -76,6 +83,9 @@ impl ApiError {
             Self::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::ModelNotFound(_) => (StatusCode::NOT_FOUND, "model_not_found"),
             Self::StreamNotFound => (StatusCode::NOT_FOUND, "stream_not_found"),
+            Self::PromptNotFound(_) => (StatusCode::NOT_FOUND, "prompt_not_found"),
+            Self::PromptVariableMissing(_) => (StatusCode::BAD_REQUEST, "prompt_variable_missing"),
+            Self::PromptRender(_) => (StatusCode::BAD_REQUEST, "prompt_render_failed"),
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::ResumeGone(_) => (StatusCode::GONE, "resume_unavailable"),
@@ -96,6 +106,9 @@ impl ApiError {
             Self::ModelNotFound(_) => Some("model"),
             Self::UnsupportedFormat(_) => Some("format"),
             Self::UnsupportedKind(_) => Some("kind"),
+            Self::PromptNotFound(_) | Self::PromptVariableMissing(_) | Self::PromptRender(_) => {
+                Some("prompt")
+            }
             _ => None,
         }
     }
@@ -108,6 +121,18 @@ fn failure_status(code: &str) -> StatusCode {
         c if c.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
         "interrupted" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<PromptError> for ApiError {
+    fn from(e: PromptError) -> Self {
+        match e {
+            PromptError::NotFound(_) => Self::PromptNotFound(e.to_string()),
+            PromptError::MissingVariable { .. } => Self::PromptVariableMissing(e.to_string()),
+            PromptError::Render { .. } | PromptError::Load { .. } => {
+                Self::PromptRender(e.to_string())
+            }
+        }
     }
 }
 

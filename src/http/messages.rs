@@ -144,6 +144,9 @@ fn to_chat(request: MessagesRequest, original: Map<String, Value>) -> ChatReques
             extra.insert(key.into(), value.clone());
         }
     }
+    if let Some(prompt) = original.get("prompt") {
+        extra.insert("prompt".into(), prompt.clone());
+    }
     if let Some(stops) = original.get("stop_sequences") {
         extra.insert("stop".into(), stops.clone());
     }

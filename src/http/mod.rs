@@ -6,6 +6,7 @@ mod events;
 mod json;
 mod messages;
 mod meta;
+mod prompts;
 mod streams;
 
 pub use error::ApiError;
@@ -56,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams/{id}/events", get(events::subscribe))
         .route("/v1/streams/{id}/cancel", post(streams::cancel))
         .route("/v1/models", get(meta::models))
+        .route("/v1/prompts", get(prompts::list))
+        .route("/v1/prompts/{name}", get(prompts::get))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .fallback(|| async { ApiError::RouteNotFound })

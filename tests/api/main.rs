@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod meta;
+mod prompts;
 mod resume;
 mod routing;
 mod store_contract;

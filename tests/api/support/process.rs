@@ -68,6 +68,17 @@ impl Instance {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the instance is running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGKILL: no shutdown, no drain, no goodbye.
     pub async fn kill_9(&mut self) {
         self.child.kill().await.unwrap();
