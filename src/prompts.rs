@@ -124,7 +124,13 @@ impl Prompts {
             .get(name)
             .ok_or_else(|| PromptError::NotFound(name.to_owned()))?;
         let mut context = prompt.defaults.clone();
-        context.extend(variables.clone());
+        // Only the template's own variables: a request cannot shadow a built-in function.
+        context.extend(
+            variables
+                .iter()
+                .filter(|(k, _)| prompt.variables.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         if let Some(variable) = prompt.variables.iter().find(|v| !context.contains_key(*v)) {
             return Err(PromptError::MissingVariable {
                 name: name.to_owned(),
@@ -181,8 +187,12 @@ fn load_library(dir: &Path) -> Result<Library, PromptError> {
         env.add_template_owned(name.clone(), template.to_owned())
             .map_err(|e| load(e.to_string()))?;
         let compiled = env.get_template(&name).map_err(|e| load(e.to_string()))?;
-        let variables: BTreeSet<String> =
-            compiled.undeclared_variables(false).into_iter().collect();
+        // Built-ins such as `range` are not variables a request must give.
+        let variables: BTreeSet<String> = compiled
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|v| env.globals().all(|(global, _)| global != v))
+            .collect();
         prompts.insert(
             name.clone(),
             Prompt {
@@ -255,6 +265,16 @@ mod tests {
         std::fs::write(dir.join("a.md"), "{% if %}").unwrap();
         assert!(prompts.reload().is_err());
         assert_eq!(prompts.render("a", &Map::new()).unwrap(), "two");
+    }
+
+    #[test]
+    fn built_in_functions_are_not_variables_and_cannot_be_shadowed() {
+        let (prompts, _) = library(&[("count.md", "{% for i in range(n) %}{{ i }}{% endfor %}")]);
+        assert_eq!(prompts.get("count").unwrap().variables, ["n"]);
+        let mut vars = Map::new();
+        vars.insert("n".into(), 3.into());
+        vars.insert("range".into(), "oops".into());
+        assert_eq!(prompts.render("count", &vars).unwrap(), "012");
     }
 
     #[test]

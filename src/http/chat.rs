@@ -57,10 +57,16 @@ pub async fn launch(
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
+    // Hashed as the client sent it: a template reload between two tries changes nothing.
+    let sent = format!(
+        "{}{}",
+        serde_json::to_string(&request).unwrap_or_default(),
+        serde_json::to_string(&request.anthropic).unwrap_or_default()
+    );
     let mut request = request;
     apply_prompt(state, &mut request)?;
     let key = idempotency_key(headers, endpoint.name)?;
-    let (prepared, tokens) = prepare(state, &request, endpoint.format)?;
+    let (prepared, tokens) = prepare(state, &request, endpoint.format, hash(&sent))?;
     let request_hash = prepared.meta.request_hash.clone();
     let launched = state
         .relay
@@ -126,6 +132,7 @@ fn prepare(
     state: &AppState,
     request: &ChatRequest,
     format: Format,
+    request_hash: String,
 ) -> Result<(Prepared, Tokens), ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::EmptyMessages);
@@ -149,10 +156,14 @@ fn prepare(
         created_at: unix_millis() / 1000,
         format,
         include_usage: request.wants_usage_chunk(),
+        choices: request
+            .extra
+            .get("n")
+            .and_then(Value::as_u64)
+            .map_or(1, |n| n.clamp(1, 128) as u32),
         read_token_hash: tokens.read.hash.clone(),
         write_token_hash: tokens.write.hash.clone(),
-        // Map keys serialize sorted, so equal requests hash equally.
-        request_hash: hash(&serde_json::to_string(request).unwrap_or_default()),
+        request_hash,
     };
     Ok((Prepared { meta, route }, tokens))
 }

@@ -139,7 +139,9 @@ fn to_chat(request: MessagesRequest, original: Map<String, Value>) -> ChatReques
     }
     let mut extra = Map::new();
     extra.insert("max_tokens".into(), json!(request.max_tokens));
-    for key in ["temperature", "top_p", "top_k"] {
+    // `top_k` has no OpenAI counterpart (OpenAI rejects it); an Anthropic upstream gets the
+    // original body anyway.
+    for key in ["temperature", "top_p"] {
         if let Some(value) = original.get(key) {
             extra.insert(key.into(), value.clone());
         }
@@ -153,10 +155,16 @@ fn to_chat(request: MessagesRequest, original: Map<String, Value>) -> ChatReques
     if let Some(Value::Array(tools)) = original.get("tools") {
         let tools: Vec<Value> = tools
             .iter()
-            .map(|t| json!({"type": "function", "function": {
-                "name": t["name"], "description": t.get("description").cloned().unwrap_or(Value::Null),
-                "parameters": t.get("input_schema").cloned().unwrap_or_else(|| json!({"type": "object"})),
-            }}))
+            .map(|t| {
+                let mut function = json!({
+                    "name": t["name"],
+                    "parameters": t.get("input_schema").cloned().unwrap_or_else(|| json!({"type": "object"})),
+                });
+                if let Some(description) = t.get("description") {
+                    function["description"] = description.clone();
+                }
+                json!({"type": "function", "function": function})
+            })
             .collect();
         extra.insert("tools".into(), Value::Array(tools));
     }

@@ -102,7 +102,7 @@ pub(crate) struct AnthropicDecoder {
 /// Anthropic's stop reasons in the native (OpenAI) vocabulary.
 pub(crate) fn finish_reason(stop_reason: &str) -> String {
     match stop_reason {
-        "end_turn" | "stop_sequence" | "pause_turn" => "stop",
+        "end_turn" | "stop_sequence" => "stop",
         "max_tokens" => "length",
         "tool_use" => "tool_calls",
         "refusal" => "content_filter",
@@ -125,7 +125,11 @@ impl Decoder for AnthropicDecoder {
         })?;
         let mut out = Vec::new();
         match wire {
-            Wire::MessageStart { message } => self.input_tokens = message.usage.input_tokens,
+            Wire::MessageStart { message } => {
+                let u = message.usage;
+                self.input_tokens =
+                    u.input_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;
+            }
             Wire::ContentBlockStart {
                 index,
                 content_block,
@@ -210,7 +214,11 @@ impl Decoder for AnthropicDecoder {
                 }
                 if let Some(usage) = usage {
                     if let Some(input) = usage.input_tokens {
-                        self.input_tokens = input;
+                        let cached =
+                            usage.cache_creation_input_tokens + usage.cache_read_input_tokens;
+                        // Cumulative counts never go down; a delta without its cache fields
+                        // must not undercount.
+                        self.input_tokens = self.input_tokens.max(input + cached);
                     }
                     out.push(event(EventBody::Usage(Usage {
                         input_tokens: self.input_tokens,
@@ -278,10 +286,15 @@ struct StartMessage {
     usage: StartUsage,
 }
 
+/// Anthropic counts cached prompt tokens apart; the native `input_tokens` is the whole prompt.
 #[derive(Deserialize, Default)]
 struct StartUsage {
     #[serde(default)]
     input_tokens: u64,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +347,10 @@ struct DeltaUsage {
     output_tokens: u64,
     #[serde(default)]
     input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: u64,
+    #[serde(default)]
+    cache_read_input_tokens: u64,
 }
 
 #[derive(Deserialize)]

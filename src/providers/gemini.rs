@@ -87,6 +87,98 @@ impl Provider for GeminiProvider {
 pub(crate) struct GeminiDecoder {
     tools: u32,
     usage: Option<Usage>,
+    /// A call whose arguments Vertex streams in pieces (`willContinue`), being assembled.
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    name: String,
+    id: Option<String>,
+    args: Value,
+}
+
+/// Sets `value` at a `$.a.b` path in `args` (appending when a string arrives in pieces).
+fn set_path(args: &mut Value, path: &str, value: Value) {
+    let mut at = args;
+    let keys: Vec<&str> = path
+        .trim_start_matches('$')
+        .split('.')
+        .filter(|k| !k.is_empty())
+        .collect();
+    for (i, key) in keys.iter().enumerate() {
+        if !at.is_object() {
+            *at = Value::Object(serde_json::Map::new());
+        }
+        let Some(object) = at.as_object_mut() else {
+            return;
+        };
+        if i + 1 == keys.len() {
+            match (object.get_mut(*key), &value) {
+                (Some(Value::String(existing)), Value::String(more)) => existing.push_str(more),
+                _ => {
+                    object.insert((*key).to_owned(), value);
+                }
+            }
+            return;
+        }
+        at = object
+            .entry((*key).to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
+}
+
+impl GeminiDecoder {
+    fn call(&mut self, name: String, id: Option<String>, args: &Value) -> ProviderEvent {
+        let index = self.tools;
+        self.tools += 1;
+        ProviderEvent::Event(EventBody::ToolCallDelta(ToolCallDelta {
+            index,
+            id: Some(id.unwrap_or_else(|| format!("call_{index}"))),
+            name: Some(name),
+            arguments: args.to_string(),
+        }))
+    }
+
+    /// One `functionCall` part: whole (the Gemini API), or a piece of a streamed one (Vertex).
+    fn function_call(&mut self, call: FunctionCall, out: &mut Vec<ProviderEvent>) {
+        if let Some(name) = call
+            .name
+            .clone()
+            .filter(|_| call.will_continue && call.args.is_none())
+        {
+            self.pending = Some(Pending {
+                name,
+                id: call.id,
+                args: Value::Object(serde_json::Map::new()),
+            });
+            return;
+        }
+        match (self.pending.as_mut(), call.name) {
+            (Some(pending), None) => {
+                for arg in call.partial_args {
+                    let value = arg
+                        .string_value
+                        .map(Value::String)
+                        .or(arg.number_value)
+                        .or(arg.bool_value.map(Value::Bool))
+                        .unwrap_or(Value::Null);
+                    set_path(&mut pending.args, &arg.json_path, value);
+                }
+                if !call.will_continue {
+                    if let Some(done) = self.pending.take() {
+                        out.push(self.call(done.name, done.id, &done.args));
+                    }
+                }
+            }
+            (_, Some(name)) => {
+                let args = call
+                    .args
+                    .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+                out.push(self.call(name, call.id, &args));
+            }
+            (None, None) => {}
+        }
+    }
 }
 
 fn finish_reason(reason: &str, called_tools: bool) -> String {
@@ -132,16 +224,7 @@ impl Decoder for GeminiDecoder {
         if let Some(candidate) = candidate {
             for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
                 if let Some(call) = part.function_call {
-                    let index = self.tools;
-                    self.tools += 1;
-                    out.push(ProviderEvent::Event(EventBody::ToolCallDelta(
-                        ToolCallDelta {
-                            index,
-                            id: Some(call.id.unwrap_or_else(|| format!("call_{index}"))),
-                            name: Some(call.name),
-                            arguments: call.args.map_or_else(|| "{}".to_owned(), |a| a.to_string()),
-                        },
-                    )));
+                    self.function_call(call, &mut out);
                 } else if let Some(text) = part.text.filter(|t| !t.is_empty()) {
                     let body = if part.thought {
                         EventBody::ReasoningDelta(Reasoning {
@@ -161,6 +244,9 @@ impl Decoder for GeminiDecoder {
             finish = Some("content_filter".to_owned());
         }
         if let Some(finish_reason) = finish {
+            if let Some(done) = self.pending.take() {
+                out.push(self.call(done.name, done.id, &done.args));
+            }
             if let Some(usage) = self.usage {
                 out.push(ProviderEvent::Event(EventBody::Usage(usage)));
             }
@@ -221,12 +307,30 @@ struct Part {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct FunctionCall {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     args: Option<Value>,
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
+    will_continue: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    partial_args: Vec<PartialArg>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialArg {
+    json_path: String,
+    #[serde(default)]
+    string_value: Option<String>,
+    #[serde(default)]
+    number_value: Option<Value>,
+    #[serde(default)]
+    bool_value: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -257,5 +361,31 @@ mod tests {
     #[tokio::test]
     async fn every_fixture_gives_its_exact_event_sequence_under_every_split() {
         check_fixtures("gemini", GeminiDecoder::default).await;
+    }
+
+    #[test]
+    fn vertex_arguments_streamed_in_pieces_become_one_call() {
+        use crate::providers::ProviderEvent;
+        use crate::providers::upstream::Decoder;
+        let mut d = GeminiDecoder::default();
+        let chunks = [
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"book","willContinue":true}}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"partialArgs":[{"jsonPath":"$.trip.city","stringValue":"Zur","willContinue":true}],"willContinue":true}}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"functionCall":{"partialArgs":[{"jsonPath":"$.trip.city","stringValue":"ich"},{"jsonPath":"$.nights","numberValue":3}]}}]}}]}"#,
+            r#"{"candidates":[{"content":{"parts":[{"text":""}]},"finishReason":"STOP"}]}"#,
+        ];
+        let mut events = Vec::new();
+        for c in chunks {
+            events.extend(d.event("message", c).unwrap());
+        }
+        let ProviderEvent::Event(crate::event::EventBody::ToolCallDelta(call)) = &events[0] else {
+            panic!("{events:?}");
+        };
+        assert_eq!(call.name.as_deref(), Some("book"));
+        assert_eq!(call.arguments, r#"{"trip":{"city":"Zurich"},"nights":3}"#);
+        assert_eq!(events.len(), 2, "one call, then done");
+        assert!(
+            matches!(&events[1], ProviderEvent::Done { finish_reason: Some(r) } if r == "tool_calls")
+        );
     }
 }

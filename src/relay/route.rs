@@ -37,11 +37,12 @@ pub struct Connected {
 /// it broke on its side.
 fn worth_retrying(e: &ProviderError) -> bool {
     match e.kind {
-        ProviderErrorKind::Connect | ProviderErrorKind::Truncated => true,
-        ProviderErrorKind::Status(s) => s == 429 || s >= 500,
+        // An in-stream error before any content (Anthropic's `overloaded_error` after its
+        // `message_start`) is the upstream failing on its side, like a 5xx.
+        ProviderErrorKind::Connect | ProviderErrorKind::Truncated | ProviderErrorKind::Stream => true,
+        ProviderErrorKind::Status(s) => s == 408 || s == 429 || s >= 500,
         ProviderErrorKind::FirstEventTimeout
         | ProviderErrorKind::IdleTimeout
-        | ProviderErrorKind::Stream
         | ProviderErrorKind::InvalidResponse => false,
     }
 }
@@ -77,7 +78,14 @@ pub async fn connect(
             };
             tracing::info!(stream_id = %id, code = e.code(), attempt, error = %e, "upstream failed before the first event");
             let again = attempt < retry.max_retries && worth_retrying(&e);
-            last = Some(e);
+            // Report a retryable failure over a later permanent one (e.g. the primary's 503
+            // over a fallback's 400): it tells the client that trying later can work.
+            if last
+                .as_ref()
+                .is_none_or(|l: &ProviderError| !l.retryable() || e.retryable())
+            {
+                last = Some(e);
+            }
             match wait {
                 Some(wait) if again => tokio::time::sleep(wait).await,
                 _ => break,
@@ -89,35 +97,53 @@ pub async fn connect(
         .unwrap_or_else(|| ProviderError::new(ProviderErrorKind::Connect, "no upstream to try")))
 }
 
-/// Calls one upstream and waits for its first event, all within the first-event timeout.
+/// Calls one upstream and waits for its first event that carries something (a delta, or
+/// the end): until then nothing is committed, so an error that follows a role chunk or
+/// `message_start` can still be retried or sent to a fallback. The first upstream sign of
+/// life must come within the first-event timeout; after it, the gaps between heartbeats are
+/// held to the idle timeout instead (a model may think silently for a while).
 async fn first_event(
     candidate: &Resolved,
     request: &ChatRequest,
     timeouts: &Timeouts,
 ) -> Result<(ProviderStream, ProviderEvent), ProviderError> {
-    let call = async {
+    let started = async {
         let mut stream = candidate
             .provider
             .chat(&candidate.upstream_model, request)
             .await?;
-        match stream.next().await {
-            Some(Ok(first)) => Ok((stream, first)),
-            Some(Err(e)) => Err(e),
-            None => Err(ProviderError::new(
-                ProviderErrorKind::Truncated,
-                "upstream closed the stream before its first event",
-            )),
-        }
+        let first = stream.next().await;
+        Ok::<_, ProviderError>((stream, first))
     };
-    timeout(timeouts.first_event, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ProviderError::new(
+    let (mut stream, mut next) = timeout(timeouts.first_event, started).await.map_err(|_| {
+        ProviderError::new(
+            ProviderErrorKind::FirstEventTimeout,
+            format!(
+                "no upstream event within {} s",
+                timeouts.first_event.as_secs_f32()
+            ),
+        )
+    })??;
+    loop {
+        match next {
+            Some(Ok(ProviderEvent::Heartbeat)) => {}
+            Some(Ok(first)) => return Ok((stream, first)),
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::Truncated,
+                    "upstream closed the stream before its first event",
+                ));
+            }
+        }
+        next = timeout(timeouts.idle, stream.next()).await.map_err(|_| {
+            ProviderError::new(
                 ProviderErrorKind::FirstEventTimeout,
                 format!(
-                    "no upstream event within {} s",
-                    timeouts.first_event.as_secs_f32()
+                    "no upstream event for {} s before the first token",
+                    timeouts.idle.as_secs_f32()
                 ),
-            ))
-        })
+            )
+        })?;
+    }
 }

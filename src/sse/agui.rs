@@ -13,13 +13,17 @@ use crate::event::{EventBody, StreamId, Usage};
 
 pub struct AguiRenderer {
     stream: String,
-    /// Ids are numbered per kind so they are the same for every reader of the stream.
+    /// Ids are numbered in log order, so they are the same for every reader of the stream.
     messages: u32,
-    text: Option<String>,
+    /// The open text message of each choice.
+    text: BTreeMap<u32, String>,
     reasoning: Option<String>,
-    /// Open tool calls by native index.
-    tools: BTreeMap<u32, String>,
+    /// Tool calls by native index: the AG-UI id, and the upstream id it came with. They stay
+    /// open until the run ends, so a late fragment always has somewhere to go.
+    tools: BTreeMap<u32, (String, Option<String>)>,
     usage: Option<Usage>,
+    /// A `reset` to send right after RUN_STARTED (AG-UI clients want RUN_STARTED first).
+    reset: Option<(String, Value)>,
     ended: bool,
 }
 
@@ -28,10 +32,11 @@ impl AguiRenderer {
         Self {
             stream: id.to_string(),
             messages: 0,
-            text: None,
+            text: BTreeMap::new(),
             reasoning: None,
             tools: BTreeMap::new(),
             usage: None,
+            reset: None,
             ended: false,
         }
     }
@@ -46,7 +51,7 @@ impl AguiRenderer {
     }
 
     fn close_text(&mut self, id: &str, out: &mut FrameWriter) {
-        if let Some(message) = self.text.take() {
+        for (_, message) in std::mem::take(&mut self.text) {
             Self::send(
                 id,
                 out,
@@ -70,29 +75,24 @@ impl AguiRenderer {
         }
     }
 
-    fn close_tools(&mut self, id: &str, out: &mut FrameWriter) {
-        for (_, call) in std::mem::take(&mut self.tools) {
+    fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
+        self.close_reasoning(id, out);
+        for (_, (call, _)) in std::mem::take(&mut self.tools) {
             Self::send(
                 id,
                 out,
                 json!({"type": "TOOL_CALL_END", "toolCallId": call}),
             );
         }
-    }
-
-    fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
-        self.close_reasoning(id, out);
-        self.close_tools(id, out);
         self.close_text(id, out);
     }
 
-    fn text(&mut self, id: &str, delta: &str, out: &mut FrameWriter) {
+    fn text(&mut self, id: &str, choice: u32, delta: &str, out: &mut FrameWriter) {
         if delta.is_empty() {
             return;
         }
         self.close_reasoning(id, out);
-        self.close_tools(id, out);
-        let message = match &self.text {
+        let message = match self.text.get(&choice) {
             Some(message) => message.clone(),
             None => {
                 let message = self.next_id("m");
@@ -101,7 +101,7 @@ impl AguiRenderer {
                     out,
                     json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
                 );
-                self.text = Some(message.clone());
+                self.text.insert(choice, message.clone());
                 message
             }
         };
@@ -112,17 +112,27 @@ impl AguiRenderer {
         );
     }
 
-    pub fn reset(&self, id: &str, reset: &Reset, out: &mut FrameWriter) {
-        Self::send(
-            id,
-            out,
-            json!({"type": "CUSTOM", "name": "reset", "value": reset}),
-        );
+    /// Sent as a `CUSTOM` event named `reset`, after RUN_STARTED if the replay has one.
+    pub fn reset(&mut self, id: &str, reset: &Reset) {
+        self.reset = Some((id.to_owned(), json!(reset)));
+    }
+
+    fn flush_reset(&mut self, out: &mut FrameWriter) {
+        if let Some((id, value)) = self.reset.take() {
+            Self::send(
+                &id,
+                out,
+                json!({"type": "CUSTOM", "name": "reset", "value": value}),
+            );
+        }
     }
 
     pub fn event(&mut self, id: &str, body: &EventBody, out: &mut FrameWriter) {
         if self.ended {
             return;
+        }
+        if !matches!(body, EventBody::Started(_)) {
+            self.flush_reset(out);
         }
         let run = json!({"threadId": self.stream, "runId": self.stream});
         match body {
@@ -132,9 +142,12 @@ impl AguiRenderer {
                     out,
                     json!({"type": "RUN_STARTED", "threadId": run["threadId"], "runId": run["runId"]}),
                 );
+                self.flush_reset(out);
             }
-            EventBody::MessageDelta(d) | EventBody::RefusalDelta(d) => self.text(id, &d.text, out),
-            EventBody::TranscriptDelta(d) => self.text(id, &d.text, out),
+            EventBody::MessageDelta(d) | EventBody::RefusalDelta(d) => {
+                self.text(id, d.index, &d.text, out)
+            }
+            EventBody::TranscriptDelta(d) => self.text(id, 0, &d.text, out),
             EventBody::ReasoningDelta(r) => {
                 self.close_text(id, out);
                 let message = match &self.reasoning {
@@ -172,16 +185,29 @@ impl AguiRenderer {
             }
             EventBody::ToolCallDelta(call) => {
                 self.close_reasoning(id, out);
-                let tool = match self.tools.get(&call.index) {
-                    Some(tool) if call.id.is_none() => tool.clone(),
-                    _ => {
+                // A delta continues its call unless it names a different call id.
+                let known = self
+                    .tools
+                    .get(&call.index)
+                    .filter(|(_, upstream)| call.id.is_none() || call.id == *upstream);
+                let tool = match known {
+                    Some((tool, _)) => tool.clone(),
+                    None => {
+                        if let Some((old, _)) = self.tools.remove(&call.index) {
+                            Self::send(
+                                id,
+                                out,
+                                json!({"type": "TOOL_CALL_END", "toolCallId": old}),
+                            );
+                        }
                         let tool = call.id.clone().unwrap_or_else(|| self.next_id("t"));
                         let mut start = json!({"type": "TOOL_CALL_START", "toolCallId": tool, "toolCallName": call.name.clone().unwrap_or_default()});
-                        if let Some(parent) = &self.text {
+                        if let Some(parent) = self.text.get(&0) {
                             start["parentMessageId"] = json!(parent);
                         }
                         Self::send(id, out, start);
-                        self.tools.insert(call.index, tool.clone());
+                        self.tools
+                            .insert(call.index, (tool.clone(), call.id.clone()));
                         tool
                     }
                 };

@@ -24,8 +24,8 @@ pub struct AnthropicRenderer {
     /// The index the next content block gets.
     next_block: u32,
     open: Option<(Open, u32)>,
-    /// Block index of each native tool call.
-    tools: HashMap<u32, u32>,
+    /// Block index and call id of each native tool call.
+    tools: HashMap<u32, (u32, Option<String>)>,
     usage: Option<Usage>,
 }
 
@@ -108,6 +108,8 @@ impl AnthropicRenderer {
                     json!({"type": "message_start", "message": message}),
                 );
             }
+            // An Anthropic message has one answer: further choices (n > 1) are not shown.
+            EventBody::MessageDelta(d) | EventBody::RefusalDelta(d) if d.index != 0 => {}
             EventBody::MessageDelta(d) | EventBody::RefusalDelta(d) => {
                 let index = self.block(id, Open::Text, json!({"type": "text", "text": ""}), out);
                 Self::delta(
@@ -147,9 +149,15 @@ impl AnthropicRenderer {
                 }
             }
             EventBody::ToolCallDelta(call) => {
-                let index = match (call.id.as_ref(), self.tools.get(&call.index)) {
-                    (None, Some(&index)) => index,
-                    _ => {
+                // A delta continues its call unless it names a different call id (some upstreams
+                // repeat the id on every fragment).
+                let known = self
+                    .tools
+                    .get(&call.index)
+                    .filter(|(_, known)| call.id.is_none() || call.id == *known);
+                let index = match known {
+                    Some(&(index, _)) => index,
+                    None => {
                         let start = json!({
                             "type": "tool_use",
                             "id": call.id.clone().unwrap_or_else(|| format!("toolu_{}", call.index)),
@@ -158,7 +166,7 @@ impl AnthropicRenderer {
                         });
                         self.close(id, out);
                         let index = self.block(id, Open::Tool(call.index), start, out);
-                        self.tools.insert(call.index, index);
+                        self.tools.insert(call.index, (index, call.id.clone()));
                         index
                     }
                 };

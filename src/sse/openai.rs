@@ -12,6 +12,7 @@ pub struct OpenAiRenderer {
     /// `{"id":...,"object":...,"created":...,"model":...,"choices":` — the same on every chunk.
     prefix: String,
     include_usage: bool,
+    choices: u32,
 }
 
 impl OpenAiRenderer {
@@ -28,6 +29,7 @@ impl OpenAiRenderer {
         Self {
             prefix,
             include_usage: meta.include_usage,
+            choices: meta.choices.max(1),
         }
     }
 
@@ -77,7 +79,10 @@ impl OpenAiRenderer {
             }
             EventBody::Completed(c) => {
                 let finish = c.finish_reason.as_deref().unwrap_or("stop");
-                self.chunk(id, 0, json!({}), Some(finish), out);
+                // SDK accumulators expect a finish for every choice.
+                for choice in 0..self.choices {
+                    self.chunk(id, choice, json!({}), Some(finish), out);
+                }
                 if let (true, Some(u)) = (self.include_usage, c.usage) {
                     let usage = json!({
                         "prompt_tokens": u.input_tokens,
@@ -141,6 +146,7 @@ mod tests {
             read_token_hash: String::new(),
             write_token_hash: String::new(),
             request_hash: String::new(),
+            choices: 1,
         }
     }
 

@@ -44,13 +44,14 @@ impl Renderer {
         }
     }
 
-    pub fn reset(&self, id: &str, reset: &Reset, out: &mut FrameWriter) {
+    pub fn reset(&mut self, id: &str, reset: &Reset, out: &mut FrameWriter) {
         match self {
             Self::Native => {
                 let data = serde_json::to_string(reset).unwrap_or_default();
                 out.frame(Some(id), Some("reset"), &data);
             }
-            Self::Agui(r) => r.reset(id, reset, out),
+            // AG-UI wants RUN_STARTED first: the reset follows it.
+            Self::Agui(r) => r.reset(id, reset),
             Self::OpenAi(_) | Self::Anthropic(_) => {}
         }
     }
@@ -64,5 +65,137 @@ impl Renderer {
             Self::Anthropic(r) => r.event(&id, &event.body, out),
             Self::Agui(r) => r.event(&id, &event.body, out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::event::{Completed, EventBody, MessageDelta, StreamKind, ToolCallDelta};
+
+    fn meta(choices: u32) -> StreamMeta {
+        StreamMeta {
+            kind: StreamKind::Chat,
+            model: "m".into(),
+            provider: "p".into(),
+            owner: "o".into(),
+            created_at: 0,
+            format: Format::Native,
+            include_usage: false,
+            choices,
+            read_token_hash: String::new(),
+            write_token_hash: String::new(),
+            request_hash: String::new(),
+        }
+    }
+
+    /// The `data` of every frame rendered from `bodies` (a stream.started comes first).
+    fn frames(format: Format, choices: u32, bodies: Vec<EventBody>) -> Vec<Value> {
+        let (id, epoch) = (StreamId::random(), Epoch::random());
+        let mut r = Renderer::new(format, &id, &meta(choices));
+        let mut out = FrameWriter::new(None);
+        let started = EventBody::Started(crate::event::Started {
+            stream_id: id.to_string(),
+            kind: StreamKind::Chat,
+            model: "m".into(),
+            provider: "p".into(),
+            created_at: 0,
+        });
+        for (i, body) in std::iter::once(started).chain(bodies).enumerate() {
+            r.event(&epoch, &Event::new(i as u64 + 1, 0, body), &mut out);
+        }
+        let text = String::from_utf8(out.take().to_vec()).unwrap();
+        text.split("\n\n")
+            .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(|d| serde_json::from_str(d).unwrap_or(Value::String(d.into())))
+            .collect()
+    }
+
+    fn call(id: Option<&str>, arguments: &str) -> EventBody {
+        EventBody::ToolCallDelta(ToolCallDelta {
+            index: 0,
+            id: id.map(str::to_owned),
+            name: id.map(|_| "f".to_owned()),
+            arguments: arguments.into(),
+        })
+    }
+
+    fn text(index: u32, text: &str) -> EventBody {
+        EventBody::MessageDelta(MessageDelta {
+            text: text.into(),
+            index,
+        })
+    }
+
+    fn done() -> EventBody {
+        EventBody::Completed(Completed {
+            finish_reason: Some("stop".into()),
+            usage: None,
+        })
+    }
+
+    #[test]
+    fn a_call_id_repeated_on_every_fragment_is_still_one_call() {
+        let bodies = vec![call(Some("c1"), "{\"a\""), call(Some("c1"), ":1}"), done()];
+        let agui = frames(Format::Agui, 1, bodies.clone());
+        let starts = agui
+            .iter()
+            .filter(|f| f["type"] == "TOOL_CALL_START")
+            .count();
+        assert_eq!(starts, 1);
+        let anthropic = frames(Format::Anthropic, 1, bodies);
+        let blocks = anthropic
+            .iter()
+            .filter(|f| f["type"] == "content_block_start")
+            .count();
+        assert_eq!(blocks, 1);
+    }
+
+    #[test]
+    fn text_between_fragments_does_not_split_an_agui_call() {
+        let bodies = vec![
+            call(Some("c1"), "{\"a\""),
+            text(0, "hm"),
+            call(None, ":1}"),
+            done(),
+        ];
+        let agui = frames(Format::Agui, 1, bodies);
+        let args: String = agui
+            .iter()
+            .filter(|f| f["type"] == "TOOL_CALL_ARGS")
+            .map(|f| f["delta"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(args, "{\"a\":1}");
+        assert!(
+            agui.iter()
+                .all(|f| f["toolCallId"].is_null() || f["toolCallId"] == "c1")
+        );
+    }
+
+    #[test]
+    fn several_choices_stay_apart_in_each_format() {
+        let bodies = vec![text(0, "A"), text(1, "B"), text(0, "A2"), done()];
+        let openai = frames(Format::OpenAi, 2, bodies.clone());
+        let finishes: Vec<_> = openai
+            .iter()
+            .filter(|f| f["choices"][0]["finish_reason"] == "stop")
+            .map(|f| f["choices"][0]["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(finishes, [0, 1], "a finish for every choice");
+        let anthropic = frames(Format::Anthropic, 2, bodies.clone());
+        let shown: String = anthropic
+            .iter()
+            .filter_map(|f| f["delta"]["text"].as_str())
+            .collect();
+        assert_eq!(shown, "AA2", "Anthropic shows the first choice");
+        let agui = frames(Format::Agui, 2, bodies);
+        let messages: std::collections::BTreeSet<_> = agui
+            .iter()
+            .filter(|f| f["type"] == "TEXT_MESSAGE_CONTENT")
+            .map(|f| f["messageId"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(messages.len(), 2, "one AG-UI message per choice");
     }
 }

@@ -108,6 +108,7 @@ mod tests {
                 read_token_hash: String::new(),
                 write_token_hash: String::new(),
                 request_hash: String::new(),
+                choices: 1,
             }),
         }
     }

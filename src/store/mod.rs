@@ -38,12 +38,19 @@ pub struct StreamMeta {
     pub format: Format,
     /// Whether OpenAI-format readers get the usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// How many choices the request asked for (`n`); each gets its own finish.
+    #[serde(default = "one")]
+    pub choices: u32,
     /// SHA-256 (hex) of the stream's read and write capabilities; the tokens are never stored.
     pub read_token_hash: String,
     pub write_token_hash: String,
     /// SHA-256 (hex) of the creating request, so a reused idempotency key with a different
     /// request is recognised.
     pub request_hash: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// How much of a running stream's log is kept.

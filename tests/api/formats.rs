@@ -474,6 +474,28 @@ async fn every_upstream_reaches_every_client_format_intact_even_across_a_resume(
 }
 
 #[tokio::test]
+async fn an_agui_reset_comes_after_run_started() {
+    let app = crate::support::spawn_app().await;
+    let (id, _) = app.create_stream("mock/3t-0ms").await;
+    app.wait_finished(&id, Duration::from_secs(5)).await;
+    let raw = app
+        .events(&id, Some("garbage"), "?format=agui")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let parsed = parse(&raw);
+    let kinds: Vec<Value> = parsed
+        .frames
+        .iter()
+        .map(|f| serde_json::from_str::<Value>(&f.data).unwrap()["type"].clone())
+        .collect();
+    assert_eq!(kinds[0], "RUN_STARTED");
+    assert_eq!(kinds[1], "CUSTOM");
+    check_client_rules("agui", &parsed, true);
+}
+
+#[tokio::test]
 async fn failures_and_keepalives_follow_each_formats_rules() {
     // A cut upstream: each format ends with its failure form.
     let upstream = FakeUpstream::start(fixture("anthropic", "cut_without_stop")).await;

@@ -187,3 +187,43 @@ async fn a_failure_after_the_first_token_ends_the_stream_without_a_switch() {
         "no retry after the first event"
     );
 }
+
+#[tokio::test]
+async fn an_error_right_after_message_start_is_still_retried() {
+    // Anthropic sends message_start (and pings) before anything else: that is not yet an
+    // answer, so an overload right after it goes through the retries like any other.
+    let overloaded = Bytes::from_static(
+        b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"c\",\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+    );
+    let good = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/anthropic/text_with_ping.sse"
+    ))
+    .unwrap();
+    let upstream = FakeUpstream::start_sequence(vec![
+        Reply::Stream {
+            chunks: vec![overloaded],
+            gap: Duration::ZERO,
+            hang: false,
+        },
+        Reply::Stream {
+            chunks: vec![Bytes::from(good)],
+            gap: Duration::ZERO,
+            hang: false,
+        },
+    ])
+    .await;
+    let app = spawn_app_with(config_with(vec![]), Some(&upstream)).await;
+    let response = app
+        .post("/v1/chat/completions", &chat("anthropic/claude", false))
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        !body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(upstream.requests().len(), 2);
+}

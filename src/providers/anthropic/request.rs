@@ -33,20 +33,30 @@ pub fn body(model: &str, request: &ChatRequest) -> Value {
         }
     }
     let extra = &request.extra;
+    let budget = extra
+        .get("thinking")
+        .and_then(|t| t.get("budget_tokens"))
+        .and_then(Value::as_u64);
     let max_tokens = extra
         .get("max_tokens")
         .or_else(|| extra.get("max_completion_tokens"))
         .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
+        // Anthropic wants room for the answer beyond the thinking budget.
+        .unwrap_or_else(|| budget.map_or(DEFAULT_MAX_TOKENS, |b| b + DEFAULT_MAX_TOKENS));
     let mut body =
         json!({"model": model, "messages": messages, "max_tokens": max_tokens, "stream": true});
     if !system.is_empty() {
         body["system"] = json!(system.join("\n\n"));
     }
-    for key in ["temperature", "top_p", "top_k", "thinking", "metadata"] {
+    // OpenAI's `metadata` is a free-form map Anthropic would refuse; only these carry over.
+    for key in ["top_p", "top_k", "thinking"] {
         if let Some(value) = extra.get(key) {
             body[key] = value.clone();
         }
+    }
+    // OpenAI allows temperatures up to 2, Anthropic up to 1.
+    if let Some(t) = extra.get("temperature").and_then(Value::as_f64) {
+        body["temperature"] = json!(t.min(1.0));
     }
     match extra.get("stop") {
         Some(Value::String(stop)) => body["stop_sequences"] = json!([stop]),
@@ -100,7 +110,11 @@ fn blocks(content: Option<&MessageContent>) -> Vec<Value> {
 
 fn part(part: &Value) -> Option<Value> {
     match part.get("type")?.as_str()? {
-        "text" => Some(json!({"type": "text", "text": part.get("text")?})),
+        // Anthropic refuses empty text blocks.
+        "text" => {
+            let text = part.get("text")?.as_str().filter(|t| !t.is_empty())?;
+            Some(json!({"type": "text", "text": text}))
+        }
         "image_url" => {
             let url = part.get("image_url")?.get("url")?.as_str()?;
             let source = match url
