@@ -13,8 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, Secrets, secs};
 use crate::prompts::Prompts;
 use crate::providers::{
-    AnthropicConfig, AnthropicProvider, GeminiConfig, GeminiProvider, MockProvider, OpenAiConfig,
-    OpenAiProvider, Providers,
+    AnthropicProvider, GeminiProvider, MockProvider, OpenAiProvider, Providers, UpstreamConfig,
 };
 use crate::relay::{Relay, RetryPolicy, Timeouts};
 use crate::store::{EventLog, MemoryStore, RedisConfig, RedisStore};
@@ -89,19 +88,19 @@ impl AppState {
         let upstream = &config.upstream;
         let (connect_timeout, max_line_bytes) =
             (secs(upstream.connect_timeout_secs), upstream.max_line_bytes);
-        let openai = OpenAiProvider::new(OpenAiConfig {
+        let openai = OpenAiProvider::new(UpstreamConfig {
             base_url: upstream.openai_base_url.clone(),
             api_key: secrets.openai_api_key,
             connect_timeout,
             max_line_bytes,
         })?;
-        let anthropic = AnthropicProvider::new(AnthropicConfig {
+        let anthropic = AnthropicProvider::new(UpstreamConfig {
             base_url: upstream.anthropic_base_url.clone(),
             api_key: secrets.anthropic_api_key,
             connect_timeout,
             max_line_bytes,
         })?;
-        let gemini = GeminiProvider::new(GeminiConfig {
+        let gemini = GeminiProvider::new(UpstreamConfig {
             base_url: upstream.gemini_base_url.clone(),
             api_key: secrets.gemini_api_key,
             connect_timeout,

@@ -5,13 +5,12 @@
 mod request;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::upstream::{Decoder, decode_sse, send};
+use super::upstream::{Decoder, UpstreamConfig, decode_sse, send};
 use super::{
     ChatRequest, Provider, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream,
 };
@@ -19,27 +18,17 @@ use crate::event::{Custom, EventBody, MessageDelta, Reasoning, ToolCallDelta, Us
 
 const API_VERSION: &str = "2023-06-01";
 
-#[derive(Clone, Debug)]
-pub struct AnthropicConfig {
-    /// Up to and including `/v1`, e.g. `https://api.anthropic.com/v1`.
-    pub base_url: String,
-    pub api_key: Option<String>,
-    pub connect_timeout: Duration,
-    pub max_line_bytes: usize,
-}
-
 pub struct AnthropicProvider {
     client: reqwest::Client,
-    config: AnthropicConfig,
+    config: UpstreamConfig,
 }
 
 impl AnthropicProvider {
-    pub fn new(config: AnthropicConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { client, config })
+    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: config.client()?,
+            config,
+        })
     }
 }
 
@@ -62,7 +51,7 @@ impl Provider for AnthropicProvider {
         model: &str,
         request: &ChatRequest,
     ) -> Result<ProviderStream, ProviderError> {
-        let url = format!("{}/messages", self.config.base_url.trim_end_matches('/'));
+        let url = self.config.url("messages");
         let mut call = self
             .client
             .post(url)

@@ -4,39 +4,27 @@
 
 mod request;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::upstream::{Decoder, decode_sse, null_as_default, send};
+use super::upstream::{Decoder, UpstreamConfig, decode_sse, null_as_default, send};
 use super::{
     ChatRequest, Provider, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream,
 };
 use crate::event::{EventBody, MessageDelta, Reasoning, ToolCallDelta, Usage};
 
-#[derive(Clone, Debug)]
-pub struct GeminiConfig {
-    /// Up to and including the API version, e.g. `https://generativelanguage.googleapis.com/v1beta`.
-    pub base_url: String,
-    pub api_key: Option<String>,
-    pub connect_timeout: Duration,
-    pub max_line_bytes: usize,
-}
-
 pub struct GeminiProvider {
     client: reqwest::Client,
-    config: GeminiConfig,
+    config: UpstreamConfig,
 }
 
 impl GeminiProvider {
-    pub fn new(config: GeminiConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { client, config })
+    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: config.client()?,
+            config,
+        })
     }
 }
 
@@ -63,8 +51,9 @@ impl Provider for GeminiProvider {
         model: &str,
         request: &ChatRequest,
     ) -> Result<ProviderStream, ProviderError> {
-        let base = self.config.base_url.trim_end_matches('/');
-        let url = format!("{base}/models/{model}:streamGenerateContent?alt=sse");
+        let url = self
+            .config
+            .url(&format!("models/{model}:streamGenerateContent?alt=sse"));
         let mut call = self
             .client
             .post(url)

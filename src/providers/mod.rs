@@ -13,13 +13,14 @@ mod openai;
 mod registry;
 mod upstream;
 
-pub use anthropic::{AnthropicConfig, AnthropicProvider};
+pub use anthropic::AnthropicProvider;
 pub use error::{ProviderError, ProviderErrorKind};
-pub use gemini::{GeminiConfig, GeminiProvider};
+pub use gemini::GeminiProvider;
 pub use lines::{LineError, split_lines};
 pub use mock::{MockModel, MockProvider};
-pub use openai::{OpenAiConfig, OpenAiProvider};
+pub use openai::OpenAiProvider;
 pub use registry::{AliasError, ModelAlias, ModelNotFound, Providers, Resolved, Route};
+pub use upstream::UpstreamConfig;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -69,6 +70,20 @@ pub struct StreamOptions {
     pub include_usage: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl MessageContent {
+    /// The text of the content, parts joined by newlines (non-text parts left out).
+    pub fn text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
 }
 
 impl ChatRequest {

@@ -2,41 +2,28 @@
 //! Groq, OpenRouter, ...). Private wire types, [`normalize`] from one upstream chunk to native
 //! events, and a thin stream wrapper around reqwest + eventsource-stream.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::upstream::{Decoder, decode_sse, null_as_default, send};
+use super::upstream::{Decoder, UpstreamConfig, decode_sse, null_as_default, send};
 use super::{
     ChatRequest, Provider, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream,
     StreamOptions,
 };
 use crate::event::{EventBody, MessageDelta, Reasoning, ToolCallDelta, Usage};
 
-#[derive(Clone, Debug)]
-pub struct OpenAiConfig {
-    /// Up to and including `/v1`, e.g. `https://api.openai.com/v1`.
-    pub base_url: String,
-    pub api_key: Option<String>,
-    pub connect_timeout: Duration,
-    /// Longest upstream SSE line accepted (one JSON chunk).
-    pub max_line_bytes: usize,
-}
-
 pub struct OpenAiProvider {
     client: reqwest::Client,
-    config: OpenAiConfig,
+    config: UpstreamConfig,
 }
 
 impl OpenAiProvider {
-    pub fn new(config: OpenAiConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Self { client, config })
+    pub fn new(config: UpstreamConfig) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: config.client()?,
+            config,
+        })
     }
 
     fn body(model: &str, request: &ChatRequest) -> ChatRequest {
@@ -71,10 +58,7 @@ impl Provider for OpenAiProvider {
         model: &str,
         request: &ChatRequest,
     ) -> Result<ProviderStream, ProviderError> {
-        let url = format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        );
+        let url = self.config.url("chat/completions");
         let mut call = self
             .client
             .post(url)

@@ -12,6 +12,52 @@ use super::{
     LineError, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, split_lines,
 };
 
+/// Where an HTTP upstream is and how to reach it (the same for every API).
+#[derive(Clone, Debug)]
+pub struct UpstreamConfig {
+    /// Up to and including the API version, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    /// Longest upstream SSE line accepted (one JSON chunk).
+    pub max_line_bytes: usize,
+}
+
+impl UpstreamConfig {
+    /// `<base_url>/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base_url.trim_end_matches('/'))
+    }
+
+    /// The HTTP client every adapter uses.
+    pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .build()
+    }
+}
+
+/// Appends `items` to the last turn when the role repeats (Anthropic and Gemini both want
+/// roles to alternate); `field` is the list's name (`content`, `parts`).
+pub fn append_turn(
+    turns: &mut Vec<serde_json::Value>,
+    role: &str,
+    field: &str,
+    items: Vec<serde_json::Value>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    if let Some(last) = turns.last_mut().filter(|t| t["role"] == role) {
+        if let Some(existing) = last[field].as_array_mut() {
+            existing.extend(items);
+            return;
+        }
+    }
+    turns.push(serde_json::json!({"role": role, field: items}));
+}
+
 /// An adapter's pure conversion, one upstream SSE event at a time.
 pub trait Decoder: Send + 'static {
     /// Native events for one event (`name` is its SSE `event:` field, "message" by default).

@@ -39,7 +39,9 @@ fn worth_retrying(e: &ProviderError) -> bool {
     match e.kind {
         // An in-stream error before any content (Anthropic's `overloaded_error` after its
         // `message_start`) is the upstream failing on its side, like a 5xx.
-        ProviderErrorKind::Connect | ProviderErrorKind::Truncated | ProviderErrorKind::Stream => true,
+        ProviderErrorKind::Connect | ProviderErrorKind::Truncated | ProviderErrorKind::Stream => {
+            true
+        }
         ProviderErrorKind::Status(s) => s == 408 || s == 429 || s >= 500,
         ProviderErrorKind::FirstEventTimeout
         | ProviderErrorKind::IdleTimeout

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::providers::upstream::append_turn;
 use crate::providers::{ChatMessage, ChatRequest, MessageContent};
 
 /// Anthropic requires `max_tokens`; this is used when the client gave none.
@@ -19,17 +20,33 @@ pub fn body(model: &str, request: &ChatRequest) -> Value {
     let mut messages: Vec<Value> = Vec::new();
     for message in &request.messages {
         match message.role.as_str() {
-            "system" | "developer" => system.push(text_of(message.content.as_ref())),
-            "assistant" => push(&mut messages, "assistant", assistant_blocks(message)),
+            "system" | "developer" => system.push(
+                message
+                    .content
+                    .as_ref()
+                    .map(MessageContent::text)
+                    .unwrap_or_default(),
+            ),
+            "assistant" => append_turn(
+                &mut messages,
+                "assistant",
+                "content",
+                assistant_blocks(message),
+            ),
             "tool" => {
                 let result = json!({
                     "type": "tool_result",
                     "tool_use_id": message.extra.get("tool_call_id").cloned().unwrap_or(Value::Null),
-                    "content": text_of(message.content.as_ref()),
+                    "content": message.content.as_ref().map(MessageContent::text).unwrap_or_default(),
                 });
-                push(&mut messages, "user", vec![result]);
+                append_turn(&mut messages, "user", "content", vec![result]);
             }
-            _ => push(&mut messages, "user", blocks(message.content.as_ref())),
+            _ => append_turn(
+                &mut messages,
+                "user",
+                "content",
+                blocks(message.content.as_ref()),
+            ),
         }
     }
     let extra = &request.extra;
@@ -70,32 +87,6 @@ pub fn body(model: &str, request: &ChatRequest) -> Value {
         body["tool_choice"] = choice;
     }
     body
-}
-
-/// Appends to the last message when the role repeats: Anthropic wants roles to alternate.
-fn push(messages: &mut Vec<Value>, role: &str, content: Vec<Value>) {
-    if content.is_empty() {
-        return;
-    }
-    if let Some(last) = messages.last_mut().filter(|m| m["role"] == role) {
-        if let Some(blocks) = last["content"].as_array_mut() {
-            blocks.extend(content);
-            return;
-        }
-    }
-    messages.push(json!({"role": role, "content": content}));
-}
-
-fn text_of(content: Option<&MessageContent>) -> String {
-    match content {
-        Some(MessageContent::Text(text)) => text.clone(),
-        Some(MessageContent::Parts(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        None => String::new(),
-    }
 }
 
 fn blocks(content: Option<&MessageContent>) -> Vec<Value> {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use crate::providers::upstream::append_turn;
 use crate::providers::{ChatRequest, MessageContent};
 
 pub fn body(request: &ChatRequest) -> Value {
@@ -14,7 +15,7 @@ pub fn body(request: &ChatRequest) -> Value {
     for message in &request.messages {
         match message.role.as_str() {
             "system" | "developer" => {
-                system.push(json!({"text": text_of(message.content.as_ref())}))
+                system.push(json!({"text": message.content.as_ref().map(MessageContent::text).unwrap_or_default()}))
             }
             "assistant" => {
                 let mut parts = parts(message.content.as_ref());
@@ -30,7 +31,7 @@ pub fn body(request: &ChatRequest) -> Value {
                         .unwrap_or_else(|| json!({}));
                     parts.push(json!({"functionCall": {"name": function["name"], "args": args}}));
                 }
-                push(&mut contents, "model", parts);
+                append_turn(&mut contents, "model", "parts", parts);
             }
             "tool" => {
                 let id = message
@@ -39,14 +40,11 @@ pub fn body(request: &ChatRequest) -> Value {
                     .and_then(Value::as_str)
                     .unwrap_or("");
                 let name = call_names.get(id).cloned().unwrap_or_else(|| json!(id));
-                let response = json!({"content": text_of(message.content.as_ref())});
-                push(
-                    &mut contents,
-                    "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
-                );
+                let response = json!({"content": message.content.as_ref().map(MessageContent::text).unwrap_or_default()});
+                let part = json!({"functionResponse": {"name": name, "response": response}});
+                append_turn(&mut contents, "user", "parts", vec![part]);
             }
-            _ => push(&mut contents, "user", parts(message.content.as_ref())),
+            _ => append_turn(&mut contents, "user", "parts", parts(message.content.as_ref())),
         }
     }
     let mut body = json!({"contents": contents});
@@ -115,31 +113,6 @@ fn tool_mode(choice: &Value) -> Option<Value> {
             Some(json!({"mode": "ANY", "allowedFunctionNames": [name]}))
         }
         _ => None,
-    }
-}
-
-fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    if let Some(last) = contents.last_mut().filter(|c| c["role"] == role) {
-        if let Some(existing) = last["parts"].as_array_mut() {
-            existing.extend(parts);
-            return;
-        }
-    }
-    contents.push(json!({"role": role, "parts": parts}));
-}
-
-fn text_of(content: Option<&MessageContent>) -> String {
-    match content {
-        Some(MessageContent::Text(text)) => text.clone(),
-        Some(MessageContent::Parts(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        None => String::new(),
     }
 }
 
