@@ -1,6 +1,7 @@
 //! The aggregate: everything a late joiner needs, folded from the events so far.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{ErrorInfo, EventBody, Usage};
 
@@ -28,6 +29,42 @@ pub struct Aggregate {
     pub error: Option<ErrorInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
+    /// Agent streams: the state (`state.snapshot` replaces it, `state.delta` patches it).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub state: Value,
+    /// Agent streams: steps in the order they started, with their status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepState>,
+    /// Agent streams: the messages so far, by the publisher's message ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<AgentMessage>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepState {
+    pub name: String,
+    /// `running` or `finished`.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentMessage {
+    pub id: String,
+    pub role: String,
+    pub content: String,
+    pub finished: bool,
+}
+
+/// Why a state operation does not apply.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateError(pub String);
+
+fn text_field(map: &Map<String, Value>, key: &str) -> String {
+    map.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -42,12 +79,98 @@ pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
+    /// Agent streams: what the tool returned (`tool_call.result`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finished: bool,
 }
 
 impl Aggregate {
+    /// Applies a state event to `state`; an error leaves `state` as it was.
+    pub fn apply_state(state: &mut Value, body: &EventBody) -> Result<(), StateError> {
+        match body {
+            EventBody::StateSnapshot(s) => *state = s.state.clone(),
+            EventBody::StateDelta(d) => {
+                let patch: json_patch::Patch = serde_json::from_value(d.patch.clone())
+                    .map_err(|e| StateError(format!("not a JSON Patch: {e}")))?;
+                let mut next = state.clone();
+                json_patch::patch(&mut next, &patch).map_err(|e| StateError(e.to_string()))?;
+                *state = next;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     pub fn apply(&mut self, body: &EventBody) {
         match body {
-            EventBody::MessageDelta(d) => self.choice_mut(d.index).text.push_str(&d.text),
+            EventBody::MessageDelta(d) => match d.extra.get("messageId").and_then(Value::as_str) {
+                Some(id) => self.message_mut(id).content.push_str(&d.text),
+                None => self.choice_mut(d.index).text.push_str(&d.text),
+            },
+            EventBody::MessageStarted(m) => {
+                let id = text_field(m, "messageId");
+                let role = m
+                    .get("role")
+                    .and_then(Value::as_str)
+                    .unwrap_or("assistant")
+                    .to_owned();
+                self.message_mut(&id).role = role;
+            }
+            EventBody::MessageFinished(m) => {
+                self.message_mut(&text_field(m, "messageId")).finished = true
+            }
+            EventBody::ToolCallStarted(t) => {
+                let index = self.tool_calls.len() as u32;
+                self.tool_calls.push(ToolCall {
+                    index,
+                    id: text_field(t, "toolCallId"),
+                    name: text_field(t, "toolCallName"),
+                    ..ToolCall::default()
+                });
+            }
+            EventBody::ToolCallArgs(t) => {
+                let id = text_field(t, "toolCallId");
+                if let Some(call) = self.tool_calls.iter_mut().find(|c| c.id == id) {
+                    call.arguments.push_str(&text_field(t, "delta"));
+                }
+            }
+            EventBody::ToolCallFinished(t) => {
+                let id = text_field(t, "toolCallId");
+                if let Some(call) = self.tool_calls.iter_mut().find(|c| c.id == id) {
+                    call.finished = true;
+                }
+            }
+            EventBody::ToolCallResult(t) => {
+                let id = text_field(t, "toolCallId");
+                if let Some(call) = self.tool_calls.iter_mut().find(|c| c.id == id) {
+                    call.result = Some(text_field(t, "content"));
+                }
+            }
+            EventBody::StepStarted(s) => self.steps.push(StepState {
+                name: s.name.clone(),
+                status: "running".into(),
+            }),
+            EventBody::StepFinished(s) => {
+                let running = self
+                    .steps
+                    .iter_mut()
+                    .rev()
+                    .find(|st| st.name == s.name && st.status == "running");
+                match running {
+                    Some(step) => step.status = "finished".into(),
+                    None => self.steps.push(StepState {
+                        name: s.name.clone(),
+                        status: "finished".into(),
+                    }),
+                }
+            }
+            EventBody::StateSnapshot(_) | EventBody::StateDelta(_) => {
+                // Publishers' patches are checked before they are appended; a log written
+                // some other way that does not apply leaves the state as it was.
+                let _ = Self::apply_state(&mut self.state, body);
+            }
             EventBody::RefusalDelta(d) => self.refusal.push_str(&d.text),
             EventBody::ReasoningDelta(d) => {
                 self.reasoning.push_str(&d.text);
@@ -81,12 +204,7 @@ impl Aggregate {
                 }
             }
             EventBody::Cancelled(c) => self.cancel_reason = Some(c.reason.clone()),
-            EventBody::Started(_)
-            | EventBody::StepStarted(_)
-            | EventBody::StepFinished(_)
-            | EventBody::StateSnapshot(_)
-            | EventBody::StateDelta(_)
-            | EventBody::Custom(_) => {}
+            EventBody::Started(_) | EventBody::RunStarted(_) | EventBody::Custom(_) => {}
         }
     }
 
@@ -96,6 +214,21 @@ impl Aggregate {
             .iter()
             .find(|c| c.index == 0)
             .map_or("", |c| c.text.as_str())
+    }
+
+    fn message_mut(&mut self, id: &str) -> &mut AgentMessage {
+        let pos = match self.messages.iter().position(|m| m.id == id) {
+            Some(pos) => pos,
+            None => {
+                self.messages.push(AgentMessage {
+                    id: id.to_owned(),
+                    role: "assistant".into(),
+                    ..AgentMessage::default()
+                });
+                self.messages.len() - 1
+            }
+        };
+        &mut self.messages[pos]
     }
 
     fn choice_mut(&mut self, index: u32) -> &mut ChoiceText {
@@ -145,14 +278,17 @@ mod tests {
             EventBody::MessageDelta(MessageDelta {
                 text: "He".into(),
                 index: 0,
+                ..Default::default()
             }),
             EventBody::MessageDelta(MessageDelta {
                 text: "B".into(),
                 index: 1,
+                ..Default::default()
             }),
             EventBody::MessageDelta(MessageDelta {
                 text: "llo".into(),
                 index: 0,
+                ..Default::default()
             }),
             EventBody::ToolCallDelta(ToolCallDelta {
                 index: 0,

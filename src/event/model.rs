@@ -1,7 +1,7 @@
 //! The native event model (SPEC §4): what the log stores and every renderer reads.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::StreamKind;
 
@@ -77,6 +77,21 @@ pub enum EventBody {
     Custom(Custom),
     #[serde(rename = "usage")]
     Usage(Usage),
+    /// Agent lifecycle as an AG-UI publisher sends it (AG-UI field names, kept whole).
+    #[serde(rename = "run.started")]
+    RunStarted(Map<String, Value>),
+    #[serde(rename = "message.started")]
+    MessageStarted(Map<String, Value>),
+    #[serde(rename = "message.finished")]
+    MessageFinished(Map<String, Value>),
+    #[serde(rename = "tool_call.started")]
+    ToolCallStarted(Map<String, Value>),
+    #[serde(rename = "tool_call.args")]
+    ToolCallArgs(Map<String, Value>),
+    #[serde(rename = "tool_call.finished")]
+    ToolCallFinished(Map<String, Value>),
+    #[serde(rename = "tool_call.result")]
+    ToolCallResult(Map<String, Value>),
     #[serde(rename = "stream.completed")]
     Completed(Completed),
     #[serde(rename = "stream.failed")]
@@ -102,6 +117,13 @@ impl EventBody {
             Self::StateDelta(_) => "state.delta",
             Self::Custom(_) => "custom",
             Self::Usage(_) => "usage",
+            Self::RunStarted(_) => "run.started",
+            Self::MessageStarted(_) => "message.started",
+            Self::MessageFinished(_) => "message.finished",
+            Self::ToolCallStarted(_) => "tool_call.started",
+            Self::ToolCallArgs(_) => "tool_call.args",
+            Self::ToolCallFinished(_) => "tool_call.finished",
+            Self::ToolCallResult(_) => "tool_call.result",
             Self::Completed(_) => "stream.completed",
             Self::Failed(_) => "stream.failed",
             Self::Cancelled(_) => "stream.cancelled",
@@ -121,6 +143,13 @@ impl EventBody {
             Self::StateDelta(d) => serde_json::to_string(d),
             Self::Custom(d) => serde_json::to_string(d),
             Self::Usage(d) => serde_json::to_string(d),
+            Self::RunStarted(d)
+            | Self::MessageStarted(d)
+            | Self::MessageFinished(d)
+            | Self::ToolCallStarted(d)
+            | Self::ToolCallArgs(d)
+            | Self::ToolCallFinished(d)
+            | Self::ToolCallResult(d) => serde_json::to_string(d),
             Self::Completed(d) => serde_json::to_string(d),
             Self::Failed(d) => serde_json::to_string(d),
             Self::Cancelled(d) => serde_json::to_string(d),
@@ -152,7 +181,7 @@ impl EventBody {
                 message: message.into(),
                 retryable,
             },
-            usage: None,
+            ..Failed::default()
         })
     }
 
@@ -189,12 +218,15 @@ pub struct Started {
     pub created_at: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageDelta {
     pub text: String,
     /// The choice this text belongs to (0 unless the request asked for `n > 1`).
     #[serde(default)]
     pub index: u32,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -204,11 +236,14 @@ pub struct Text {
 
 /// Model reasoning ("thinking"). Anthropic signs each thinking block; the signature travels
 /// in its own delta (empty `text`) so an Anthropic client can send the block back verbatim.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reasoning {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -223,25 +258,37 @@ pub struct ToolCallDelta {
     pub arguments: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub name: String,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StateSnapshot {
     pub state: Value,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StateDelta {
     pub patch: Value,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Custom {
     pub name: String,
     pub value: Value,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// Token counts; upstream names (`prompt_tokens`, ...) are translated at the adapter.
@@ -252,23 +299,29 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Completed {
     pub finish_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Failed {
     pub error: ErrorInfo,
     /// What the upstream had counted when the stream broke, if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Fields tokenrelay does not interpret (e.g. from an AG-UI publisher), kept as sent.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// A client-safe description of what went wrong, with a stable machine-readable code.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     pub code: String,
     pub message: String,
@@ -289,6 +342,7 @@ mod tests {
         let body = EventBody::MessageDelta(MessageDelta {
             text: "a\nb\r\u{2028}".into(),
             index: 0,
+            ..Default::default()
         });
         assert_eq!(body.type_name(), "message.delta");
         let data = body.data_json();
@@ -327,6 +381,7 @@ mod tests {
         let delta = EventBody::ReasoningDelta(Reasoning {
             text: "x".into(),
             signature: None,
+            ..Default::default()
         });
         assert_eq!(delta.terminal_status(), None);
     }

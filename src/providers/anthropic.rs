@@ -129,6 +129,7 @@ impl Decoder for AnthropicDecoder {
                             out.push(event(EventBody::MessageDelta(MessageDelta {
                                 text,
                                 index: 0,
+                                ..Default::default()
                             })));
                         }
                         Block::Text
@@ -149,6 +150,7 @@ impl Decoder for AnthropicDecoder {
                             out.push(event(EventBody::ReasoningDelta(Reasoning {
                                 text: thinking,
                                 signature: None,
+                                ..Default::default()
                             })));
                         }
                         Block::Thinking
@@ -157,6 +159,7 @@ impl Decoder for AnthropicDecoder {
                         out.push(event(EventBody::Custom(Custom {
                             name: "anthropic.redacted_thinking".into(),
                             value: serde_json::json!({ "data": data }),
+                            ..Default::default()
                         })));
                         Block::Other
                     }
@@ -170,6 +173,7 @@ impl Decoder for AnthropicDecoder {
                         out.push(event(EventBody::MessageDelta(MessageDelta {
                             text,
                             index: 0,
+                            ..Default::default()
                         })));
                     }
                     (Delta::InputJson { partial_json }, Some(Block::Tool(tool)))
@@ -186,12 +190,14 @@ impl Decoder for AnthropicDecoder {
                         out.push(event(EventBody::ReasoningDelta(Reasoning {
                             text: thinking,
                             signature: None,
+                            ..Default::default()
                         })));
                     }
                     (Delta::Signature { signature }, _) => {
                         out.push(event(EventBody::ReasoningDelta(Reasoning {
                             text: String::new(),
                             signature: Some(signature),
+                            ..Default::default()
                         })));
                     }
                     _ => {}

@@ -219,9 +219,14 @@ impl Decoder for GeminiDecoder {
                         EventBody::ReasoningDelta(Reasoning {
                             text,
                             signature: None,
+                            ..Default::default()
                         })
                     } else {
-                        EventBody::MessageDelta(MessageDelta { text, index: 0 })
+                        EventBody::MessageDelta(MessageDelta {
+                            text,
+                            index: 0,
+                            ..Default::default()
+                        })
                     };
                     out.push(ProviderEvent::Event(body));
                 }

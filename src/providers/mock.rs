@@ -118,7 +118,7 @@ impl Provider for MockProvider {
                     }
                 }
                 output_tokens += 1;
-                yield Ok(ProviderEvent::Event(EventBody::MessageDelta(MessageDelta { text, index: 0 })));
+                yield Ok(ProviderEvent::Event(EventBody::MessageDelta(MessageDelta { text, index: 0, ..Default::default() })));
             }
             yield Ok(ProviderEvent::Event(EventBody::Usage(Usage {
                 input_tokens,

@@ -144,13 +144,22 @@ pub(crate) fn normalize(
                 EventBody::ReasoningDelta(Reasoning {
                     text,
                     signature: None,
+                    ..Default::default()
                 })
             });
             push_text(&mut out, delta.content, |text| {
-                EventBody::MessageDelta(MessageDelta { text, index })
+                EventBody::MessageDelta(MessageDelta {
+                    text,
+                    index,
+                    ..Default::default()
+                })
             });
             push_text(&mut out, delta.refusal, |text| {
-                EventBody::RefusalDelta(MessageDelta { text, index })
+                EventBody::RefusalDelta(MessageDelta {
+                    text,
+                    index,
+                    ..Default::default()
+                })
             });
             for call in delta.tool_calls.unwrap_or_default() {
                 let function = call.function.unwrap_or_default();

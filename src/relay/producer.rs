@@ -215,6 +215,7 @@ impl Producer {
         let done = EventBody::Completed(Completed {
             finish_reason,
             usage,
+            ..Default::default()
         });
         self.append(vec![done]).await;
     }

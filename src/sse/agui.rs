@@ -1,47 +1,74 @@
 //! The `agui` format: AG-UI events as data-only JSON frames with `type`. The lifecycle rules
 //! of AG-UI clients hold: RUN_STARTED first, messages and tool calls opened before use and
-//! closed before RUN_FINISHED, nothing after RUN_FINISHED / RUN_ERROR. A resumed reader
-//! rebuilds which messages are open from the events before its position.
+//! closed before RUN_FINISHED, nothing after RUN_FINISHED / RUN_ERROR. Events an AG-UI
+//! publisher sent come back with their names, ids and fields; chat streams get ids made
+//! from the stream id. A resumed reader rebuilds what is open from the events before it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::frame::FrameWriter;
 use super::resume::Reset;
-use crate::event::{EventBody, StreamId, Usage};
+use crate::event::{EventBody, StreamId, StreamKind, Usage};
 
 pub struct AguiRenderer {
     stream: String,
+    /// Agent streams start their run with the publisher's RUN_STARTED (if it sends one).
+    agent: bool,
+    thread_id: Value,
+    run_id: Value,
+    run_started: bool,
     /// Ids are numbered in log order, so they are the same for every reader of the stream.
     messages: u32,
-    /// The open text message of each choice.
+    /// The open text message of each choice (chat streams).
     text: BTreeMap<u32, String>,
     reasoning: Option<String>,
     /// Tool calls by native index: the AG-UI id, and the upstream id it came with. They stay
     /// open until the run ends, so a late fragment always has somewhere to go.
     tools: BTreeMap<u32, (String, Option<String>)>,
+    /// Messages and tool calls a publisher opened by id and has not closed.
+    open_messages: BTreeSet<String>,
+    open_tools: BTreeSet<String>,
     usage: Option<Usage>,
     /// A `reset` to send right after RUN_STARTED (AG-UI clients want RUN_STARTED first).
     reset: Option<(String, Value)>,
     ended: bool,
 }
 
+/// `{"type": kind, ...fields}`.
+fn typed(kind: &str, fields: &Map<String, Value>) -> Value {
+    let mut event = Map::with_capacity(fields.len() + 1);
+    event.insert("type".into(), json!(kind));
+    event.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Value::Object(event)
+}
+
+fn text_of(map: &Map<String, Value>, key: &str) -> Option<String> {
+    map.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
 impl AguiRenderer {
-    pub fn new(id: &StreamId) -> Self {
+    pub fn new(id: &StreamId, kind: StreamKind) -> Self {
         Self {
             stream: id.to_string(),
+            agent: kind == StreamKind::Agent,
+            thread_id: json!(id.to_string()),
+            run_id: json!(id.to_string()),
+            run_started: false,
             messages: 0,
             text: BTreeMap::new(),
             reasoning: None,
             tools: BTreeMap::new(),
+            open_messages: BTreeSet::new(),
+            open_tools: BTreeSet::new(),
             usage: None,
             reset: None,
             ended: false,
         }
     }
 
-    fn send(id: &str, out: &mut FrameWriter, data: Value) {
+    fn send(id: &str, out: &mut FrameWriter, data: &Value) {
         out.frame(Some(id), None, &data.to_string());
     }
 
@@ -50,48 +77,94 @@ impl AguiRenderer {
         format!("{}-{kind}{}", self.stream, self.messages)
     }
 
-    fn close_text(&mut self, id: &str, out: &mut FrameWriter) {
-        for (_, message) in std::mem::take(&mut self.text) {
-            Self::send(
-                id,
-                out,
-                json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
-            );
+    /// RUN_STARTED (with `fields`, or the stream's ids), once, before anything else.
+    fn start_run(&mut self, id: &str, fields: Option<&Map<String, Value>>, out: &mut FrameWriter) {
+        if self.run_started {
+            return;
         }
-    }
-
-    fn close_reasoning(&mut self, id: &str, out: &mut FrameWriter) {
-        if let Some(message) = self.reasoning.take() {
+        self.run_started = true;
+        let event = match fields {
+            Some(fields) => {
+                self.thread_id = fields
+                    .get("threadId")
+                    .cloned()
+                    .unwrap_or(self.thread_id.take());
+                self.run_id = fields.get("runId").cloned().unwrap_or(self.run_id.take());
+                typed("RUN_STARTED", fields)
+            }
+            None => {
+                json!({"type": "RUN_STARTED", "threadId": self.thread_id, "runId": self.run_id})
+            }
+        };
+        Self::send(id, out, &event);
+        if let Some((reset_id, value)) = self.reset.take() {
             Self::send(
-                id,
+                &reset_id,
                 out,
-                json!({"type": "REASONING_MESSAGE_END", "messageId": message}),
-            );
-            Self::send(
-                id,
-                out,
-                json!({"type": "REASONING_END", "messageId": message}),
+                &json!({"type": "CUSTOM", "name": "reset", "value": value}),
             );
         }
     }
 
     fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
-        self.close_reasoning(id, out);
+        if let Some(message) = self.reasoning.take() {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "REASONING_MESSAGE_END", "messageId": message}),
+            );
+            Self::send(
+                id,
+                out,
+                &json!({"type": "REASONING_END", "messageId": message}),
+            );
+        }
         for (_, (call, _)) in std::mem::take(&mut self.tools) {
             Self::send(
                 id,
                 out,
-                json!({"type": "TOOL_CALL_END", "toolCallId": call}),
+                &json!({"type": "TOOL_CALL_END", "toolCallId": call}),
             );
         }
-        self.close_text(id, out);
+        for call in std::mem::take(&mut self.open_tools) {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "TOOL_CALL_END", "toolCallId": call}),
+            );
+        }
+        for (_, message) in std::mem::take(&mut self.text) {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
+            );
+        }
+        for message in std::mem::take(&mut self.open_messages) {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
+            );
+        }
     }
 
-    fn text(&mut self, id: &str, choice: u32, delta: &str, out: &mut FrameWriter) {
+    fn chat_text(&mut self, id: &str, choice: u32, delta: &str, out: &mut FrameWriter) {
         if delta.is_empty() {
             return;
         }
-        self.close_reasoning(id, out);
+        if let Some(message) = self.reasoning.take() {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "REASONING_MESSAGE_END", "messageId": message}),
+            );
+            Self::send(
+                id,
+                out,
+                &json!({"type": "REASONING_END", "messageId": message}),
+            );
+        }
         let message = match self.text.get(&choice) {
             Some(message) => message.clone(),
             None => {
@@ -99,7 +172,7 @@ impl AguiRenderer {
                 Self::send(
                     id,
                     out,
-                    json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
+                    &json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
                 );
                 self.text.insert(choice, message.clone());
                 message
@@ -108,48 +181,97 @@ impl AguiRenderer {
         Self::send(
             id,
             out,
-            json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": message, "delta": delta}),
+            &json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": message, "delta": delta}),
         );
     }
 
-    /// Sent as a `CUSTOM` event named `reset`, after RUN_STARTED if the replay has one.
-    pub fn reset(&mut self, id: &str, reset: &Reset) {
-        self.reset = Some((id.to_owned(), json!(reset)));
+    /// A publisher's message content: opened first if the publisher did not.
+    fn agent_text(
+        &mut self,
+        id: &str,
+        message: String,
+        delta: &str,
+        extra: &Map<String, Value>,
+        out: &mut FrameWriter,
+    ) {
+        if !self.open_messages.contains(&message) {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
+            );
+            self.open_messages.insert(message);
+        }
+        let mut fields = extra.clone();
+        fields.insert("delta".into(), json!(delta));
+        Self::send(id, out, &typed("TEXT_MESSAGE_CONTENT", &fields));
     }
 
-    fn flush_reset(&mut self, out: &mut FrameWriter) {
-        if let Some((id, value)) = self.reset.take() {
-            Self::send(
-                &id,
-                out,
-                json!({"type": "CUSTOM", "name": "reset", "value": value}),
-            );
-        }
+    /// Sent as a `CUSTOM` event named `reset` right after RUN_STARTED (or, mid-stream when a
+    /// sliding window moved on, before the next event).
+    pub fn reset(&mut self, id: &str, reset: &Reset) {
+        self.reset = Some((id.to_owned(), json!(reset)));
     }
 
     pub fn event(&mut self, id: &str, body: &EventBody, out: &mut FrameWriter) {
         if self.ended {
             return;
         }
-        if !matches!(body, EventBody::Started(_)) {
-            self.flush_reset(out);
-        }
-        let run = json!({"threadId": self.stream, "runId": self.stream});
         match body {
-            EventBody::Started(_) => {
-                Self::send(
-                    id,
-                    out,
-                    json!({"type": "RUN_STARTED", "threadId": run["threadId"], "runId": run["runId"]}),
-                );
-                self.flush_reset(out);
-            }
+            // An agent's run starts with its publisher's RUN_STARTED, or its first event.
+            EventBody::Started(_) if self.agent => return,
+            EventBody::Started(_) => return self.start_run(id, None, out),
+            EventBody::RunStarted(fields) => return self.start_run(id, Some(fields), out),
+            _ => self.start_run(id, None, out),
+        }
+        if let Some((reset_id, value)) = self.reset.take() {
+            Self::send(
+                &reset_id,
+                out,
+                &json!({"type": "CUSTOM", "name": "reset", "value": value}),
+            );
+        }
+        match body {
+            EventBody::Started(_) | EventBody::RunStarted(_) => {}
             EventBody::MessageDelta(d) | EventBody::RefusalDelta(d) => {
-                self.text(id, d.index, &d.text, out)
+                match text_of(&d.extra, "messageId") {
+                    Some(message) if !d.text.is_empty() => {
+                        self.agent_text(id, message, &d.text, &d.extra, out)
+                    }
+                    Some(_) => {}
+                    None => self.chat_text(id, d.index, &d.text, out),
+                }
             }
-            EventBody::TranscriptDelta(d) => self.text(id, 0, &d.text, out),
+            EventBody::TranscriptDelta(d) => self.chat_text(id, 0, &d.text, out),
+            EventBody::MessageStarted(m) => {
+                if let Some(message) = text_of(m, "messageId") {
+                    if self.open_messages.insert(message) {
+                        Self::send(id, out, &typed("TEXT_MESSAGE_START", m));
+                    }
+                }
+            }
+            EventBody::MessageFinished(m) => {
+                if let Some(message) = text_of(m, "messageId") {
+                    if self.open_messages.remove(&message) {
+                        Self::send(id, out, &typed("TEXT_MESSAGE_END", m));
+                    }
+                }
+            }
             EventBody::ReasoningDelta(r) => {
-                self.close_text(id, out);
+                if r.extra.contains_key("messageId") {
+                    // A publisher's reasoning message (it sends its own START/END).
+                    let mut fields = r.extra.clone();
+                    fields.insert("delta".into(), json!(r.text));
+                    Self::send(id, out, &typed("REASONING_MESSAGE_CONTENT", &fields));
+                    return;
+                }
+                for (_, message) in std::mem::take(&mut self.text) {
+                    Self::send(
+                        id,
+                        out,
+                        &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
+                    );
+                }
                 let message = match &self.reasoning {
                     Some(message) => message.clone(),
                     None => {
@@ -157,12 +279,12 @@ impl AguiRenderer {
                         Self::send(
                             id,
                             out,
-                            json!({"type": "REASONING_START", "messageId": message}),
+                            &json!({"type": "REASONING_START", "messageId": message}),
                         );
                         Self::send(
                             id,
                             out,
-                            json!({"type": "REASONING_MESSAGE_START", "messageId": message, "role": "reasoning"}),
+                            &json!({"type": "REASONING_MESSAGE_START", "messageId": message, "role": "reasoning"}),
                         );
                         self.reasoning = Some(message.clone());
                         message
@@ -172,19 +294,18 @@ impl AguiRenderer {
                     Self::send(
                         id,
                         out,
-                        json!({"type": "REASONING_MESSAGE_CONTENT", "messageId": message, "delta": r.text}),
+                        &json!({"type": "REASONING_MESSAGE_CONTENT", "messageId": message, "delta": r.text}),
                     );
                 }
                 if let Some(signature) = &r.signature {
                     Self::send(
                         id,
                         out,
-                        json!({"type": "REASONING_ENCRYPTED_VALUE", "subtype": "message", "entityId": message, "encryptedValue": signature}),
+                        &json!({"type": "REASONING_ENCRYPTED_VALUE", "subtype": "message", "entityId": message, "encryptedValue": signature}),
                     );
                 }
             }
             EventBody::ToolCallDelta(call) => {
-                self.close_reasoning(id, out);
                 // A delta continues its call unless it names a different call id.
                 let known = self
                     .tools
@@ -197,7 +318,7 @@ impl AguiRenderer {
                             Self::send(
                                 id,
                                 out,
-                                json!({"type": "TOOL_CALL_END", "toolCallId": old}),
+                                &json!({"type": "TOOL_CALL_END", "toolCallId": old}),
                             );
                         }
                         let tool = call.id.clone().unwrap_or_else(|| self.next_id("t"));
@@ -205,7 +326,7 @@ impl AguiRenderer {
                         if let Some(parent) = self.text.get(&0) {
                             start["parentMessageId"] = json!(parent);
                         }
-                        Self::send(id, out, start);
+                        Self::send(id, out, &start);
                         self.tools
                             .insert(call.index, (tool.clone(), call.id.clone()));
                         tool
@@ -215,49 +336,92 @@ impl AguiRenderer {
                     Self::send(
                         id,
                         out,
-                        json!({"type": "TOOL_CALL_ARGS", "toolCallId": tool, "delta": call.arguments}),
+                        &json!({"type": "TOOL_CALL_ARGS", "toolCallId": tool, "delta": call.arguments}),
                     );
                 }
             }
-            EventBody::StepStarted(s) => {
-                Self::send(id, out, json!({"type": "STEP_STARTED", "stepName": s.name}))
+            EventBody::ToolCallStarted(t) => {
+                if let Some(call) = text_of(t, "toolCallId") {
+                    if self.open_tools.insert(call) {
+                        Self::send(id, out, &typed("TOOL_CALL_START", t));
+                    }
+                }
             }
-            EventBody::StepFinished(s) => Self::send(
-                id,
-                out,
-                json!({"type": "STEP_FINISHED", "stepName": s.name}),
-            ),
-            EventBody::StateSnapshot(s) => Self::send(
-                id,
-                out,
-                json!({"type": "STATE_SNAPSHOT", "snapshot": s.state}),
-            ),
+            EventBody::ToolCallArgs(t) => {
+                if let Some(call) = text_of(t, "toolCallId") {
+                    if self.open_tools.insert(call.clone()) {
+                        Self::send(
+                            id,
+                            out,
+                            &json!({"type": "TOOL_CALL_START", "toolCallId": call, "toolCallName": ""}),
+                        );
+                    }
+                    Self::send(id, out, &typed("TOOL_CALL_ARGS", t));
+                }
+            }
+            EventBody::ToolCallFinished(t) => {
+                if let Some(call) = text_of(t, "toolCallId") {
+                    if self.open_tools.remove(&call) {
+                        Self::send(id, out, &typed("TOOL_CALL_END", t));
+                    }
+                }
+            }
+            EventBody::ToolCallResult(t) => Self::send(id, out, &typed("TOOL_CALL_RESULT", t)),
+            EventBody::StepStarted(s) | EventBody::StepFinished(s) => {
+                let kind = if matches!(body, EventBody::StepStarted(_)) {
+                    "STEP_STARTED"
+                } else {
+                    "STEP_FINISHED"
+                };
+                let mut fields = s.extra.clone();
+                fields.insert("stepName".into(), json!(s.name));
+                Self::send(id, out, &typed(kind, &fields));
+            }
+            EventBody::StateSnapshot(s) => {
+                let mut fields = s.extra.clone();
+                fields.insert("snapshot".into(), s.state.clone());
+                Self::send(id, out, &typed("STATE_SNAPSHOT", &fields));
+            }
             EventBody::StateDelta(d) => {
-                Self::send(id, out, json!({"type": "STATE_DELTA", "delta": d.patch}))
+                let mut fields = d.extra.clone();
+                fields.insert("delta".into(), d.patch.clone());
+                Self::send(id, out, &typed("STATE_DELTA", &fields));
             }
-            EventBody::Custom(c) => Self::send(
-                id,
-                out,
-                json!({"type": "CUSTOM", "name": c.name, "value": c.value}),
-            ),
+            EventBody::Custom(c) => match (c.name.strip_prefix("agui."), c.value.as_object()) {
+                // An AG-UI event with no native counterpart, kept whole.
+                (Some(kind), Some(fields)) => Self::send(id, out, &typed(kind, fields)),
+                _ => {
+                    let mut fields = c.extra.clone();
+                    fields.insert("name".into(), json!(c.name));
+                    fields.insert("value".into(), c.value.clone());
+                    Self::send(id, out, &typed("CUSTOM", &fields));
+                }
+            },
             EventBody::Usage(u) => self.usage = Some(*u),
             EventBody::TranscriptDone(_) => {}
             EventBody::Completed(c) => {
                 self.close_all(id, out);
-                let mut finished = json!({"type": "RUN_FINISHED", "threadId": run["threadId"], "runId": run["runId"]});
-                finished["result"] = json!({"finishReason": c.finish_reason});
-                if let Some(u) = c.usage.or(self.usage) {
-                    finished["usage"] = json!([{"inputTokens": u.input_tokens, "outputTokens": u.output_tokens, "totalTokens": u.total_tokens}]);
-                }
-                Self::send(id, out, finished);
+                let finished = if c.extra.is_empty() {
+                    let mut finished = json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id});
+                    finished["result"] = json!({"finishReason": c.finish_reason});
+                    if let Some(u) = c.usage.or(self.usage) {
+                        finished["usage"] = json!([{"inputTokens": u.input_tokens, "outputTokens": u.output_tokens, "totalTokens": u.total_tokens}]);
+                    }
+                    finished
+                } else {
+                    // A publisher's RUN_FINISHED, as it sent it.
+                    typed("RUN_FINISHED", &c.extra)
+                };
+                Self::send(id, out, &finished);
                 self.ended = true;
             }
             EventBody::Failed(f) => {
-                Self::send(
-                    id,
-                    out,
-                    json!({"type": "RUN_ERROR", "message": f.error.message, "code": f.error.code}),
-                );
+                let error = if f.extra.is_empty() {
+                    json!({"type": "RUN_ERROR", "message": f.error.message, "code": f.error.code})
+                } else {
+                    typed("RUN_ERROR", &f.extra)
+                };
+                Self::send(id, out, &error);
                 self.ended = true;
             }
             EventBody::Cancelled(c) => {
@@ -265,7 +429,7 @@ impl AguiRenderer {
                 Self::send(
                     id,
                     out,
-                    json!({"type": "RUN_ERROR", "message": message, "code": "stream_cancelled"}),
+                    &json!({"type": "RUN_ERROR", "message": message, "code": "stream_cancelled"}),
                 );
                 self.ended = true;
             }

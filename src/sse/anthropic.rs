@@ -228,12 +228,20 @@ impl AnthropicRenderer {
                     json!({"type": "error", "error": {"type": "api_error", "message": message}}),
                 );
             }
+            // Agent lifecycle has no Anthropic form (its text still renders, above).
             EventBody::TranscriptDone(_)
             | EventBody::StepStarted(_)
             | EventBody::StepFinished(_)
             | EventBody::StateSnapshot(_)
             | EventBody::StateDelta(_)
-            | EventBody::Custom(_) => {}
+            | EventBody::Custom(_)
+            | EventBody::RunStarted(_)
+            | EventBody::MessageStarted(_)
+            | EventBody::MessageFinished(_)
+            | EventBody::ToolCallStarted(_)
+            | EventBody::ToolCallArgs(_)
+            | EventBody::ToolCallFinished(_)
+            | EventBody::ToolCallResult(_) => {}
         }
     }
 }

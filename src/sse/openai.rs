@@ -123,7 +123,14 @@ impl OpenAiRenderer {
             | EventBody::StepFinished(_)
             | EventBody::StateSnapshot(_)
             | EventBody::StateDelta(_)
-            | EventBody::Custom(_) => {}
+            | EventBody::Custom(_)
+            | EventBody::RunStarted(_)
+            | EventBody::MessageStarted(_)
+            | EventBody::MessageFinished(_)
+            | EventBody::ToolCallStarted(_)
+            | EventBody::ToolCallArgs(_)
+            | EventBody::ToolCallFinished(_)
+            | EventBody::ToolCallResult(_) => {}
         }
     }
 }
@@ -181,11 +188,13 @@ mod tests {
                 EventBody::MessageDelta(MessageDelta {
                     text: "Hi".into(),
                     index: 0,
+                    ..Default::default()
                 }),
                 EventBody::Usage(usage),
                 EventBody::Completed(Completed {
                     finish_reason: Some("stop".into()),
                     usage: Some(usage),
+                    ..Default::default()
                 }),
             ],
         );

@@ -23,7 +23,7 @@ impl Renderer {
             Format::Native => Self::Native,
             Format::OpenAi => Self::OpenAi(OpenAiRenderer::new(id, meta)),
             Format::Anthropic => Self::Anthropic(AnthropicRenderer::new(id, meta)),
-            Format::Agui => Self::Agui(AguiRenderer::new(id)),
+            Format::Agui => Self::Agui(AguiRenderer::new(id, meta.kind)),
         }
     }
 
@@ -126,6 +126,7 @@ mod tests {
         EventBody::MessageDelta(MessageDelta {
             text: text.into(),
             index,
+            ..Default::default()
         })
     }
 
@@ -133,6 +134,7 @@ mod tests {
         EventBody::Completed(Completed {
             finish_reason: Some("stop".into()),
             usage: None,
+            ..Default::default()
         })
     }
 

@@ -34,6 +34,7 @@ fn delta(text: &str) -> EventBody {
     EventBody::MessageDelta(MessageDelta {
         text: text.into(),
         index: 0,
+        ..Default::default()
     })
 }
 

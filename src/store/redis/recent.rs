@@ -79,6 +79,7 @@ mod tests {
                 EventBody::ReasoningDelta(Reasoning {
                     text: i.to_string(),
                     signature: None,
+                    ..Default::default()
                 })
             })
             .collect()
