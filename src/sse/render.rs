@@ -14,7 +14,7 @@ pub enum Renderer {
     Native,
     OpenAi(OpenAiRenderer),
     Anthropic(AnthropicRenderer),
-    Agui(AguiRenderer),
+    Agui(Box<AguiRenderer>),
 }
 
 impl Renderer {
@@ -23,7 +23,7 @@ impl Renderer {
             Format::Native => Self::Native,
             Format::OpenAi => Self::OpenAi(OpenAiRenderer::new(id, meta)),
             Format::Anthropic => Self::Anthropic(AnthropicRenderer::new(id, meta)),
-            Format::Agui => Self::Agui(AguiRenderer::new(id, meta.kind)),
+            Format::Agui => Self::Agui(Box::new(AguiRenderer::new(id, meta.kind))),
         }
     }
 
