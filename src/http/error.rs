@@ -149,7 +149,8 @@ impl From<StoreError> for ApiError {
             StoreError::Finished
             | StoreError::TooLarge
             | StoreError::Replaced
-            | StoreError::Fenced => {
+            | StoreError::Fenced
+            | StoreError::Conflict => {
                 tracing::error!(error = %e, "unexpected store error");
                 Self::Internal
             }

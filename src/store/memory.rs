@@ -117,6 +117,88 @@ impl MemoryStore {
         log.dropped = true;
     }
 
+    fn append_checked(
+        &self,
+        id: &StreamId,
+        events: Vec<EventBody>,
+        expected_last: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let entry = self.entry(id)?;
+        let limits = &self.shared.limits;
+        let now_ms = unix_millis();
+        let mut log = lock(&entry.log);
+        if self.log_gone(&log) {
+            return Err(StoreError::NotFound);
+        }
+        if log.status.is_finished() {
+            return Err(StoreError::Finished);
+        }
+        if expected_last.is_some_and(|expected| expected != log.last_seq) {
+            return Err(StoreError::Conflict);
+        }
+        let mut result = Ok(log.last_seq);
+        let mut added = 0;
+        for body in events {
+            if log.status.is_finished() {
+                result = Err(StoreError::Finished);
+                break;
+            }
+            let event = Event::new(log.last_seq + 1, now_ms, body);
+            let over_cap = entry.retention == Retention::Full
+                && event.body.terminal_status().is_none()
+                // One slot and its bytes stay free for the terminal event.
+                && (log.events.len() + 2 > limits.max_stream_events
+                    || log.data_bytes + event.data.len() > limits.max_stream_bytes);
+            if over_cap {
+                let message = format!(
+                    "stream exceeded its cap of {} events or {} bytes",
+                    limits.max_stream_events, limits.max_stream_bytes
+                );
+                let failed = Event::new(
+                    log.last_seq + 1,
+                    now_ms,
+                    EventBody::failed("stream_too_large", message, false),
+                );
+                added += log.push(failed);
+                result = Err(StoreError::TooLarge);
+                break;
+            }
+            added += log.push(event);
+            result = Ok(log.last_seq);
+        }
+        self.shared.bytes.fetch_add(added, Ordering::Relaxed);
+        if let Retention::Window {
+            max_events,
+            max_age,
+        } = entry.retention
+        {
+            let freed = log.trim(max_events, max_age.as_millis() as u64, now_ms);
+            self.shared.bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
+        let head = Head {
+            last_seq: log.last_seq,
+            finished: log.status.is_finished(),
+        };
+        drop(log);
+        entry.head.send_replace(head);
+        result
+    }
+
+    fn head_now(&self, id: &StreamId) -> Result<LogHead, StoreError> {
+        let entry = self.entry(id)?;
+        let log = lock(&entry.log);
+        if self.log_gone(&log) {
+            return Err(StoreError::NotFound);
+        }
+        Ok(LogHead {
+            epoch: entry.epoch.clone(),
+            first_seq: log.first_seq,
+            last_seq: log.last_seq,
+            status: log.status,
+            meta: Arc::clone(&entry.meta),
+        })
+    }
+
     /// Every stream, cloned out under a brief hold of the global lock.
     fn snapshot(&self) -> Vec<(StreamId, Arc<Entry>)> {
         lock(&self.shared.state)
@@ -248,74 +330,20 @@ impl EventLog for MemoryStore {
     }
 
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
-        let entry = self.entry(id)?;
-        let limits = &self.shared.limits;
-        let now_ms = unix_millis();
-        let mut log = lock(&entry.log);
-        if self.log_gone(&log) {
-            return Err(StoreError::NotFound);
-        }
-        let mut result = Ok(log.last_seq);
-        let mut added = 0;
-        for body in events {
-            if log.status.is_finished() {
-                result = Err(StoreError::Finished);
-                break;
-            }
-            let event = Event::new(log.last_seq + 1, now_ms, body);
-            let over_cap = entry.retention == Retention::Full
-                && event.body.terminal_status().is_none()
-                // One slot and its bytes stay free for the terminal event.
-                && (log.events.len() + 2 > limits.max_stream_events
-                    || log.data_bytes + event.data.len() > limits.max_stream_bytes);
-            if over_cap {
-                let message = format!(
-                    "stream exceeded its cap of {} events or {} bytes",
-                    limits.max_stream_events, limits.max_stream_bytes
-                );
-                let failed = Event::new(
-                    log.last_seq + 1,
-                    now_ms,
-                    EventBody::failed("stream_too_large", message, false),
-                );
-                added += log.push(failed);
-                result = Err(StoreError::TooLarge);
-                break;
-            }
-            added += log.push(event);
-            result = Ok(log.last_seq);
-        }
-        self.shared.bytes.fetch_add(added, Ordering::Relaxed);
-        if let Retention::Window {
-            max_events,
-            max_age,
-        } = entry.retention
-        {
-            let freed = log.trim(max_events, max_age.as_millis() as u64, now_ms);
-            self.shared.bytes.fetch_sub(freed, Ordering::Relaxed);
-        }
-        let head = Head {
-            last_seq: log.last_seq,
-            finished: log.status.is_finished(),
-        };
-        drop(log);
-        entry.head.send_replace(head);
-        result
+        self.append_checked(id, events, None)
+    }
+
+    async fn append_at(
+        &self,
+        id: &StreamId,
+        events: Vec<EventBody>,
+        expected_last: u64,
+    ) -> Result<u64, StoreError> {
+        self.append_checked(id, events, Some(expected_last))
     }
 
     async fn head(&self, id: &StreamId) -> Result<LogHead, StoreError> {
-        let entry = self.entry(id)?;
-        let log = lock(&entry.log);
-        if self.log_gone(&log) {
-            return Err(StoreError::NotFound);
-        }
-        Ok(LogHead {
-            epoch: entry.epoch.clone(),
-            first_seq: log.first_seq,
-            last_seq: log.last_seq,
-            status: log.status,
-            meta: Arc::clone(&entry.meta),
-        })
+        self.head_now(id)
     }
 
     async fn info(&self, id: &StreamId) -> Result<StreamInfo, StoreError> {

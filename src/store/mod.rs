@@ -167,6 +167,9 @@ pub enum StoreError {
     /// This instance's lease on the stream was taken over: its producer must stop.
     #[error("the producer's lease was taken over")]
     Fenced,
+    /// `append_at` found the log moved on since the writer read it.
+    #[error("the stream changed since it was read")]
+    Conflict,
 }
 
 /// The event-log store. Object-safe; chosen from config at startup.
@@ -182,6 +185,15 @@ pub trait EventLog: Send + Sync + 'static {
     /// Appends events in order and returns the last assigned seq. A terminal event finishes the
     /// stream; anything after it is refused with `Finished`.
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError>;
+
+    /// Appends only if the log's last seq is still `expected_last`, else `Conflict`: lets a
+    /// writer check events against the state it read (agent state patches) without a lock.
+    async fn append_at(
+        &self,
+        id: &StreamId,
+        events: Vec<EventBody>,
+        expected_last: u64,
+    ) -> Result<u64, StoreError>;
 
     /// Appends `terminal` unless the stream already finished. Returns whether it was appended.
     async fn finish(&self, id: &StreamId, terminal: EventBody) -> Result<bool, StoreError> {

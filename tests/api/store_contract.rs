@@ -269,6 +269,40 @@ pub async fn a_window_keeps_only_recent_events_and_says_what_was_skipped(log: Ar
     }
 }
 
+pub async fn append_at_refuses_a_writer_whose_view_is_stale(log: Arc<dyn EventLog>) {
+    // Publishers (agent streams) hold no lease: the check is the only thing between them.
+    let id = StreamId::random();
+    let mut new = new_leased(&id);
+    new.leased = false;
+    log.create(new).await.unwrap();
+    assert_eq!(log.append_at(&id, vec![delta("a")], 0).await, Ok(1));
+    assert_eq!(
+        log.append_at(&id, vec![delta("b")], 0).await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(log.append(&id, vec![delta("c")]).await, Ok(2));
+    assert_eq!(
+        log.append_at(&id, vec![delta("d"), delta("e")], 2).await,
+        Ok(4)
+    );
+    let done = EventBody::Completed(Default::default());
+    assert_eq!(log.append_at(&id, vec![done], 4).await, Ok(5));
+    assert_eq!(
+        log.append_at(&id, vec![delta("f")], 5).await,
+        Err(StoreError::Finished)
+    );
+    let page = log.read(&id, 0, 100).await.unwrap();
+    let texts: Vec<String> = page
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::MessageDelta(d) => Some(d.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["a", "c", "d", "e"]);
+}
+
 /// The limits every store is tested with.
 pub fn limits() -> StoreLimits {
     StoreLimits {
@@ -292,6 +326,7 @@ macro_rules! contract {
                 readers_replay_then_follow_a_fast_producer_without_gaps,
                 going_over_the_cap_ends_the_stream_too_large,
                 a_window_keeps_only_recent_events_and_says_what_was_skipped,
+                append_at_refuses_a_writer_whose_view_is_stale,
             );
         }
     };

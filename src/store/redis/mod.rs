@@ -382,8 +382,13 @@ impl RedisStore {
         Ok(())
     }
 
-    /// One append, as [`EventLog::append`] describes it.
-    async fn append_now(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
+    /// One append, as [`EventLog::append`] describes it; with `strict`, as `append_at`.
+    async fn append_now(
+        &self,
+        id: &StreamId,
+        events: Vec<EventBody>,
+        strict: Option<u64>,
+    ) -> Result<u64, StoreError> {
         let limits = &self.inner.limits;
         let too_large = EventBody::failed(
             "stream_too_large",
@@ -413,7 +418,10 @@ impl RedisStore {
         for _ in 0..2 {
             let held = self.lease_of(id);
             let fence = held.as_ref().map(|h| h.0.clone()).unwrap_or_default();
-            let expected = held.as_ref().map(|h| h.1.to_string()).unwrap_or_default();
+            let expected = match strict {
+                Some(last) => format!("={last}"),
+                None => held.as_ref().map(|h| h.1.to_string()).unwrap_or_default(),
+            };
             let (meta, log, running, channel) = (&meta, &log, &running, &channel);
             let (encoded, too_large) = (&encoded, &too_large);
             let reply: Vec<String> = self
@@ -456,6 +464,7 @@ impl RedisStore {
                     lock(&self.inner.leases).remove(id);
                     return Err(StoreError::Fenced);
                 }
+                Some("STALE") => return Err(StoreError::Conflict),
                 Some("TOOLARGE") => {
                     self.finished(id).await;
                     return Err(StoreError::TooLarge);
@@ -471,6 +480,24 @@ impl RedisStore {
             }
         }
         Err(StoreError::NotFound)
+    }
+
+    /// A terminal append runs to its end even if the caller goes away: a producer stopped
+    /// while its terminal event is in flight (the echo of that very event can stop it) must
+    /// still record the outcome (lease, aggregate). Other appends skip the task hop.
+    async fn append_detached(
+        &self,
+        id: &StreamId,
+        events: Vec<EventBody>,
+        strict: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        if !events.iter().any(|e| e.terminal_status().is_some()) {
+            return self.append_now(id, events, strict).await;
+        }
+        let (store, id) = (self.clone(), id.clone());
+        self.spawn(async move { store.append_now(&id, events, strict).await })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("append task failed: {e}"))))
     }
 
     /// Starts the notification listener and the lease renewer and reaper.
@@ -551,17 +578,16 @@ impl EventLog for RedisStore {
     }
 
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
-        // A terminal append runs to its end even if the caller goes away: a producer stopped
-        // while its terminal event is in flight (the echo of that very event can stop it) must
-        // still record the outcome (lease, aggregate).
-        // Only a terminal event has an outcome to record; other appends skip the task hop.
-        if !events.iter().any(|e| e.terminal_status().is_some()) {
-            return self.append_now(id, events).await;
-        }
-        let (store, id) = (self.clone(), id.clone());
-        self.spawn(async move { store.append_now(&id, events).await })
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("append task failed: {e}"))))
+        self.append_detached(id, events, None).await
+    }
+
+    async fn append_at(
+        &self,
+        id: &StreamId,
+        events: Vec<EventBody>,
+        expected_last: u64,
+    ) -> Result<u64, StoreError> {
+        self.append_detached(id, events, Some(expected_last)).await
     }
 
     async fn head(&self, id: &StreamId) -> Result<LogHead, StoreError> {

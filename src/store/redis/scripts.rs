@@ -61,8 +61,10 @@ end
 /// ARGV: fence ("" = unfenced), max events, max bytes, log ttl s, status ttl s, channel,
 /// stream id, too-large data json, expected last seq ("" = any), then (type, data, terminal
 /// status or "") per event. With an expected seq, a batch that was already applied (a retry
-/// after a timeout) is not applied twice, and a stale one is refused.
-/// Returns {"OK"|"TOOLARGE"|"FINISHED"|"FENCED"|"CONFLICT"|"NOTFOUND", last, epoch, status}.
+/// after a timeout) is not applied twice, and a stale one is refused. An expected seq written
+/// `=N` is strict (`append_at`): anything but last == N is `STALE`.
+/// Returns {"OK"|"TOOLARGE"|"FINISHED"|"FENCED"|"CONFLICT"|"STALE"|"NOTFOUND", last, epoch,
+/// status}.
 pub static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{FINISH}{}",
@@ -73,7 +75,9 @@ if not st[1] then return {'NOTFOUND', '0', '', ''} end
 if st[1] ~= 'running' then return {'FINISHED', st[3], st[8], st[1]} end
 if ARGV[1] ~= '' and st[2] ~= ARGV[1] then return {'FENCED', st[3], st[8], st[1]} end
 local last, bytes = tonumber(st[3]), tonumber(st[4])
-if ARGV[9] ~= '' then
+if string.sub(ARGV[9], 1, 1) == '=' then
+  if last ~= tonumber(string.sub(ARGV[9], 2)) then return {'STALE', st[3], st[8], st[1]} end
+elseif ARGV[9] ~= '' then
   local expected = tonumber(ARGV[9])
   if last == expected + (#ARGV - 9) / 3 then return {'OK', st[3], st[8], st[1]} end
   if last ~= expected then return {'CONFLICT', st[3], st[8], st[1]} end
