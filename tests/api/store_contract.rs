@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokenrelay::event::{
-    EventBody, Format, MessageDelta, StreamId, StreamKind, StreamStatus, Text,
+    EventBody, Format, MessageDelta, StateDelta, StateSnapshot, StreamId, StreamKind, StreamStatus,
+    Text,
 };
 use tokenrelay::store::{
     Created, EventLog, LogItem, NewStream, Retention, StoreError, StoreLimits, StreamMeta,
@@ -303,6 +304,51 @@ pub async fn append_at_refuses_a_writer_whose_view_is_stale(log: Arc<dyn EventLo
     assert_eq!(texts, ["a", "c", "d", "e"]);
 }
 
+pub async fn the_aggregate_outlives_a_sliding_window(log: Arc<dyn EventLog>) {
+    // An agent feed keeps 5 events, but its state is the fold of all 30 of them.
+    let id = StreamId::random();
+    let mut new = new_leased(&id);
+    new.leased = false;
+    new.retention = Retention::Window {
+        max_events: 5,
+        max_age: Duration::from_secs(600),
+    };
+    log.create(new).await.unwrap();
+    let snapshot = EventBody::StateSnapshot(StateSnapshot {
+        state: serde_json::json!({"n": 0}),
+        ..Default::default()
+    });
+    assert_eq!(log.append_at(&id, vec![snapshot], 0).await, Ok(1));
+    for n in 1..30u64 {
+        let delta = EventBody::StateDelta(StateDelta {
+            patch: serde_json::json!([{"op": "replace", "path": "/n", "value": n}]),
+            ..Default::default()
+        });
+        assert_eq!(log.append_at(&id, vec![delta], n).await, Ok(n + 1));
+    }
+    let info = log.info(&id).await.unwrap();
+    assert!(info.head.first_seq > 1, "the window moved on");
+    assert_eq!(info.aggregate.state, serde_json::json!({"n": 29}));
+    log.finish(&id, EventBody::cancelled("done")).await.unwrap();
+    // The final aggregate is stored in the background on some stores.
+    for _ in 0..50 {
+        if log
+            .info(&id)
+            .await
+            .unwrap()
+            .aggregate
+            .cancel_reason
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = log.info(&id).await.unwrap();
+    assert_eq!(info.aggregate.state, serde_json::json!({"n": 29}));
+    assert_eq!(info.aggregate.cancel_reason.as_deref(), Some("done"));
+}
+
 /// The limits every store is tested with.
 pub fn limits() -> StoreLimits {
     StoreLimits {
@@ -327,6 +373,7 @@ macro_rules! contract {
                 going_over_the_cap_ends_the_stream_too_large,
                 a_window_keeps_only_recent_events_and_says_what_was_skipped,
                 append_at_refuses_a_writer_whose_view_is_stale,
+                the_aggregate_outlives_a_sliding_window,
             );
         }
     };

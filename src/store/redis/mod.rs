@@ -4,6 +4,7 @@
 //! Scripts and the key layout are in `scripts.rs`; leases in `lease.rs`; live wake-ups in
 //! `notify.rs`.
 
+mod aggregate;
 mod lease;
 mod notify;
 mod recent;
@@ -24,7 +25,8 @@ use super::{
     Created, EventLog, LogHead, NewStream, Page, Retention, StoreError, StoreLimits, StreamInfo,
     StreamMeta,
 };
-use crate::event::{Aggregate, Epoch, Event, EventBody, StreamId, StreamStatus, unix_millis};
+use crate::event::{Epoch, Event, EventBody, StreamId, StreamStatus, unix_millis};
+use aggregate::Checkpoint;
 use notify::Hub;
 use recent::Recent;
 use scripts::{APPEND, CREATE, RECREATE, SET_IF_EXISTS};
@@ -261,35 +263,6 @@ impl RedisStore {
     }
 
     /// Folds the whole retained log (used until the aggregate is stored at finish).
-    async fn fold(&self, id: &StreamId) -> Result<Aggregate, StoreError> {
-        let log = self.log_key(id);
-        let mut aggregate = Aggregate::default();
-        let mut after = 0u64;
-        loop {
-            let start = format!("{}-0", after + 1);
-            let log = log.clone();
-            let entries: Entries = self
-                .call(|mut conn| async move {
-                    redis::cmd("XRANGE")
-                        .arg(&log)
-                        .arg(&start)
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(FOLD_PAGE)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?;
-            for event in entries.iter().filter_map(|(id, f)| parse_entry(id, f)) {
-                after = event.seq;
-                aggregate.apply(&event.body);
-            }
-            if entries.len() < FOLD_PAGE {
-                return Ok(aggregate);
-            }
-        }
-    }
-
     /// After a stream ends: stop its lease, and keep its aggregate for the status retention.
     /// The fold runs as its own task: the caller (a producer) may be dropped right after.
     async fn finished(&self, id: &StreamId) {
@@ -306,29 +279,6 @@ impl RedisStore {
         match self.inner.tasks.get() {
             Some(tasks) => tasks.spawn(job),
             None => tokio::spawn(job),
-        }
-    }
-
-    async fn store_aggregate(&self, id: &StreamId) {
-        match self.fold(id).await {
-            Ok(aggregate) => {
-                let json = serde_json::to_string(&aggregate).unwrap_or_default();
-                let meta = self.meta_key(id);
-                let stored: Result<i64, _> = self
-                    .call(|mut conn| async move {
-                        SET_IF_EXISTS
-                            .key(&meta)
-                            .arg("agg")
-                            .arg(&json)
-                            .invoke_async(&mut conn)
-                            .await
-                    })
-                    .await;
-                if let Err(e) = stored {
-                    tracing::warn!(stream_id = %id, error = %e, "could not store the aggregate");
-                }
-            }
-            Err(e) => tracing::warn!(stream_id = %id, error = %e, "could not fold the log"),
         }
     }
 
@@ -387,7 +337,7 @@ impl RedisStore {
         &self,
         id: &StreamId,
         events: Vec<EventBody>,
-        strict: Option<u64>,
+        strict: Option<(u64, String)>,
     ) -> Result<u64, StoreError> {
         let limits = &self.inner.limits;
         let too_large = EventBody::failed(
@@ -418,9 +368,12 @@ impl RedisStore {
         for _ in 0..2 {
             let held = self.lease_of(id);
             let fence = held.as_ref().map(|h| h.0.clone()).unwrap_or_default();
-            let expected = match strict {
-                Some(last) => format!("={last}"),
-                None => held.as_ref().map(|h| h.1.to_string()).unwrap_or_default(),
+            let (expected, checkpoint) = match &strict {
+                Some((last, checkpoint)) => (format!("={last}"), checkpoint.as_str()),
+                None => (
+                    held.as_ref().map(|h| h.1.to_string()).unwrap_or_default(),
+                    "",
+                ),
             };
             let (meta, log, running, channel) = (&meta, &log, &running, &channel);
             let (encoded, too_large) = (&encoded, &too_large);
@@ -433,7 +386,7 @@ impl RedisStore {
                         .arg(status_ttl)
                         .arg(channel)
                         .arg(id.as_str());
-                    call.arg(too_large).arg(&expected);
+                    call.arg(too_large).arg(&expected).arg(checkpoint);
                     for arg in encoded {
                         call.arg(arg);
                     }
@@ -489,7 +442,7 @@ impl RedisStore {
         &self,
         id: &StreamId,
         events: Vec<EventBody>,
-        strict: Option<u64>,
+        strict: Option<(u64, String)>,
     ) -> Result<u64, StoreError> {
         if !events.iter().any(|e| e.terminal_status().is_some()) {
             return self.append_now(id, events, strict).await;
@@ -587,7 +540,23 @@ impl EventLog for RedisStore {
         events: Vec<EventBody>,
         expected_last: u64,
     ) -> Result<u64, StoreError> {
-        self.append_detached(id, events, Some(expected_last)).await
+        // The checkpoint is the aggregate at `expected_last` plus this batch; the script
+        // stores it only if the log is still at `expected_last`, so it is exact.
+        let info = self.info(id).await?;
+        if info.head.status.is_finished() {
+            return Err(StoreError::Finished);
+        }
+        if info.head.last_seq != expected_last {
+            return Err(StoreError::Conflict);
+        }
+        let mut aggregate = info.aggregate;
+        for body in &events {
+            aggregate.apply(body);
+        }
+        let checkpoint = serde_json::to_string(&aggregate)
+            .map_err(|e| StoreError::Unavailable(format!("aggregate not serialisable: {e}")))?;
+        self.append_detached(id, events, Some((expected_last, checkpoint)))
+            .await
     }
 
     async fn head(&self, id: &StreamId) -> Result<LogHead, StoreError> {
@@ -601,18 +570,19 @@ impl EventLog for RedisStore {
         let (fields, log_exists) = self
             .fields(
                 id,
-                &["epoch", "first", "last", "status", "meta", "updated", "agg"],
+                &[
+                    "epoch", "first", "last", "status", "meta", "updated", "agg", "aggseq",
+                ],
             )
             .await?;
         // The head of a finished stream whose log expired is still described.
         let head = Self::head_from(&fields, true)?;
         let log_available = log_exists || !head.status.is_finished();
-        let stored = fields.get(6).cloned().flatten();
-        let aggregate = match stored.and_then(|json| serde_json::from_str(&json).ok()) {
-            Some(aggregate) => aggregate,
-            None if log_available => self.fold(id).await?,
-            None => Aggregate::default(),
-        };
+        let field = |i: usize| fields.get(i).cloned().flatten();
+        let checkpoint = Checkpoint::parse(field(6), field(7));
+        let aggregate = self
+            .current_aggregate(id, checkpoint, log_available)
+            .await?;
         let updated_at_ms = fields
             .get(5)
             .cloned()

@@ -59,7 +59,8 @@ end
 
 /// KEYS: meta, log, running.
 /// ARGV: fence ("" = unfenced), max events, max bytes, log ttl s, status ttl s, channel,
-/// stream id, too-large data json, expected last seq ("" = any), then (type, data, terminal
+/// stream id, too-large data json, expected last seq ("" = any), aggregate checkpoint after
+/// this batch ("" = none; only with a strict seq), then (type, data, terminal
 /// status or "") per event. With an expected seq, a batch that was already applied (a retry
 /// after a timeout) is not applied twice, and a stale one is refused. An expected seq written
 /// `=N` is strict (`append_at`): anything but last == N is `STALE`.
@@ -79,7 +80,7 @@ if string.sub(ARGV[9], 1, 1) == '=' then
   if last ~= tonumber(string.sub(ARGV[9], 2)) then return {'STALE', st[3], st[8], st[1]} end
 elseif ARGV[9] ~= '' then
   local expected = tonumber(ARGV[9])
-  if last == expected + (#ARGV - 9) / 3 then return {'OK', st[3], st[8], st[1]} end
+  if last == expected + (#ARGV - 10) / 3 then return {'OK', st[3], st[8], st[1]} end
   if last ~= expected then return {'CONFLICT', st[3], st[8], st[1]} end
 end
 local t = redis.call('TIME')
@@ -87,7 +88,7 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local full = st[5] == 'full'
 local max_events, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])
 local result, final = 'OK', nil
-local i = 10
+local i = 11
 while i <= #ARGV do
   if final then result = 'FINISHED'; break end
   local ty, data, term = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -103,6 +104,7 @@ while i <= #ARGV do
   i = i + 3
 end
 redis.call('HSET', m, 'last', last, 'bytes', bytes, 'updated', now)
+if ARGV[10] ~= '' and result == 'OK' then redis.call('HSET', m, 'agg', ARGV[10], 'aggseq', last) end
 if not full then
   redis.call('XTRIM', l, 'MAXLEN', tonumber(st[6]))
   local cutoff = now - tonumber(st[7])
@@ -189,12 +191,13 @@ return 1
 });
 
 /// Sets one field of a stream's hash only if the stream still exists (a plain HSET would
-/// resurrect an expired stream as a stray hash without a TTL). KEYS: meta. ARGV: field, value.
+/// resurrect an expired stream as a stray hash without a TTL). KEYS: meta.
+/// ARGV: field, value, [field, value ...].
 pub static SET_IF_EXISTS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 "#,
     )
