@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::agent::Agents;
 use crate::config::{Config, Secrets, secs};
 use crate::prompts::Prompts;
 use crate::providers::{
@@ -33,12 +34,13 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub relay: Relay,
+    pub agents: Agents,
     pub providers: Providers,
     pub prompts: Prompts,
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
     /// open SSE responses end so their clients resume elsewhere.
     pub shutdown: CancellationToken,
-    /// Producers, the sweeper and the presence task.
+    /// Producers, agent idle watches, the sweeper and the presence task.
     pub tasks: TaskTracker,
     /// The store's own background work, stopped only after every producer has ended (their
     /// leases must be renewed while they drain).
@@ -137,6 +139,13 @@ impl AppState {
             max_backoff: Duration::from_millis(routing.max_backoff_ms),
             max_retry_after: Duration::from_secs(routing.max_retry_after_secs),
         };
+        let shutdown = CancellationToken::new();
+        let agents = Agents::new(
+            Arc::clone(&log),
+            config.agents.settings(),
+            tasks.clone(),
+            shutdown.clone(),
+        );
         let relay = Relay::new(log, tasks.clone(), timeouts, retry);
         let prompts = Prompts::load(&config.prompts_dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "no prompt templates");
@@ -145,9 +154,10 @@ impl AppState {
         Self(Arc::new(Inner {
             config,
             relay,
+            agents,
             providers,
             prompts,
-            shutdown: CancellationToken::new(),
+            shutdown,
             tasks,
             store_tasks,
             store_stop,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::agent::AgentSettings;
 use crate::providers::ModelAlias;
 use crate::store::StoreLimits;
 
@@ -38,6 +39,7 @@ pub struct Config {
     pub upstream: Upstream,
     pub redis: Redis,
     pub routing: Routing,
+    pub agents: Agents,
     /// `[[models]]`: aliases with their upstream and ordered fallbacks.
     pub models: Vec<ModelAlias>,
 }
@@ -53,6 +55,41 @@ pub struct Routing {
     pub max_backoff_ms: u64,
     /// A `retry-after` longer than this skips to the next fallback instead of waiting.
     pub max_retry_after_secs: u64,
+}
+
+/// Agent streams (`POST /v1/streams {"kind":"agent"}`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Agents {
+    /// An agent stream with no new event for this long ends `failed` (`agent_idle_timeout`).
+    pub idle_timeout_secs: f64,
+    /// The sliding window of events kept for resume (the state is always kept whole).
+    pub window_events: usize,
+    pub window_secs: u64,
+    /// Events accepted in one `POST /v1/streams/{id}/events`.
+    pub max_batch_events: usize,
+}
+
+impl Default for Agents {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 600.0,
+            window_events: 10_000,
+            window_secs: 600,
+            max_batch_events: 1000,
+        }
+    }
+}
+
+impl Agents {
+    pub fn settings(&self) -> AgentSettings {
+        AgentSettings {
+            idle_timeout: secs(self.idle_timeout_secs),
+            window_events: self.window_events,
+            window_age: Duration::from_secs(self.window_secs),
+            max_batch: self.max_batch_events,
+        }
+    }
 }
 
 impl Default for Routing {
@@ -130,6 +167,7 @@ impl Default for Config {
             upstream: Upstream::default(),
             redis: Redis::default(),
             routing: Routing::default(),
+            agents: Agents::default(),
             models: Vec::new(),
         }
     }
@@ -320,6 +358,7 @@ impl Config {
                 self.upstream.idle_timeout_secs,
             ),
             ("redis.lease_secs", self.redis.lease_secs),
+            ("agents.idle_timeout_secs", self.agents.idle_timeout_secs),
         ];
         for (name, value) in timeouts {
             if !(0.05..=86_400.0).contains(&value) {
@@ -327,6 +366,16 @@ impl Config {
                     "{name} must be between 0.05 and 86400"
                 )));
             }
+        }
+        if self.agents.window_events == 0 || self.agents.window_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "agents.window_events and agents.window_secs must be at least 1".into(),
+            ));
+        }
+        if self.agents.max_batch_events == 0 {
+            return Err(ConfigError::Invalid(
+                "agents.max_batch_events must be at least 1".into(),
+            ));
         }
         if self.limits.max_stream_events < 2 {
             return Err(ConfigError::Invalid(

@@ -2,12 +2,19 @@
 //!
 //! Map of the crate, from the domain outwards:
 //! - [`event`]: stream and resume ids, the native event model, the aggregate of a stream.
-//! - [`store`]: the [`store::EventLog`] seam (one numbered log per stream) and its memory store.
-//! - [`providers`]: the [`providers::Provider`] seam: `mock` and `openai`.
+//! - [`store`]: the [`store::EventLog`] seam (one numbered log per stream), memory and Redis.
+//! - [`providers`]: the [`providers::Provider`] seam: `mock`, `openai`, `anthropic`, `gemini`,
+//!   and model routing with fallbacks.
+//! - [`relay`]: producer tasks (one per generation) and the per-instance registry.
+//! - [`agent`]: agent streams: publish checks (native and AG-UI), state, idle timeout.
+//! - [`sse`]: SSE framing, resume plans, and the renderers of every client format.
+//! - [`http`]: the routes and the error boundary; [`app`] assembles it all and serves.
+//! - [`prompts`], [`config`], [`cli`]: templates, settings, the command line.
 //!
-//! The producer writes, clients read: a producer task per stream appends what the upstream
-//! sends; subscribers are cursors over the log and never slow the producer down.
+//! The producer writes, clients read: a producer task per stream (or an agent's publish
+//! calls) appends to the log; subscribers are cursors over it and never slow the writer.
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;

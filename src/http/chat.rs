@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::events::{last_event_id, open, with_stream_id};
+use super::events::{ReadOptions, last_event_id, open, with_stream_id};
 use super::json::ApiJson;
 use super::{ApiError, AppState};
 use crate::event::token::{Minted, hash, mint};
@@ -22,7 +22,7 @@ use crate::store::{StoreError, StreamInfo, StreamMeta};
 const MAX_MODEL_LEN: usize = 256;
 
 /// The owner of every stream until API keys exist.
-const ANONYMOUS: &str = "anonymous";
+pub const ANONYMOUS: &str = "anonymous";
 
 struct Prepared {
     pub meta: StreamMeta,
@@ -169,7 +169,7 @@ fn prepare(
 }
 
 /// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`.
-fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String>, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -248,15 +248,15 @@ async fn answer_inner(
     };
     let result = if stream {
         match state.log().head(&id).await {
-            Ok(head) => open(
-                state,
-                id.clone(),
-                head,
-                format,
-                position.as_deref(),
-                false,
-                guard,
-            ),
+            Ok(head) => {
+                let options = ReadOptions {
+                    format,
+                    position: position.as_deref(),
+                    strict: false,
+                    presence: false,
+                };
+                open(state, id.clone(), head, options, guard)
+            }
             Err(e) => Err(e.into()),
         }
     } else {

@@ -22,7 +22,7 @@ pub enum ApiError {
     MissingField { param: String, message: String },
     #[error("`messages` must contain at least one message")]
     EmptyMessages,
-    #[error("stream kind `{0}` is not supported; use `chat`")]
+    #[error("stream kind `{0}` is not supported; use `chat` or `agent`")]
     UnsupportedKind(String),
     #[error("`Idempotency-Key` must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
@@ -62,6 +62,26 @@ pub enum ApiError {
     StreamFailed(ErrorInfo),
     #[error("the stream was cancelled ({0})")]
     StreamCancelled(String),
+    #[error(
+        "this request needs the stream's write token (`Authorization: Bearer wt_…` or `?token=`)"
+    )]
+    MissingToken,
+    #[error("a read token cannot publish or cancel; use the stream's write token")]
+    WriteTokenRequired,
+    #[error("only agent streams take published events")]
+    NotAgentStream,
+    #[error("the stream already finished; nothing more can be appended")]
+    StreamFinished,
+    #[error("{message}")]
+    InvalidEvent { param: String, message: String },
+    #[error("the batch holds no events")]
+    EmptyBatch,
+    #[error("a publish call takes at most {max} events")]
+    TooManyEvents { max: usize },
+    #[error("{message}")]
+    StatePatchFailed { param: String, message: String },
+    #[error("too many concurrent publishers on this stream; retry")]
+    PublishContended,
     #[error("internal error")]
     Internal,
 }
@@ -95,13 +115,25 @@ impl ApiError {
             Self::Upstream(e) => (e.http_status(), e.code()),
             Self::StreamFailed(info) => (failure_status(&info.code), info.code.as_str()),
             Self::StreamCancelled(_) => (StatusCode::CONFLICT, "stream_cancelled"),
+            Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
+            Self::WriteTokenRequired => (StatusCode::FORBIDDEN, "write_token_required"),
+            Self::NotAgentStream => (StatusCode::CONFLICT, "not_an_agent_stream"),
+            Self::StreamFinished => (StatusCode::CONFLICT, "stream_finished"),
+            Self::InvalidEvent { .. } => (StatusCode::BAD_REQUEST, "invalid_event"),
+            Self::EmptyBatch => (StatusCode::BAD_REQUEST, "empty_batch"),
+            Self::TooManyEvents { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_events"),
+            Self::StatePatchFailed { .. } => (StatusCode::CONFLICT, "state_patch_failed"),
+            Self::PublishContended => (StatusCode::SERVICE_UNAVAILABLE, "publish_contended"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
 
     fn param(&self) -> Option<&str> {
         match self {
-            Self::InvalidField { param, .. } | Self::MissingField { param, .. } => Some(param),
+            Self::InvalidField { param, .. }
+            | Self::MissingField { param, .. }
+            | Self::InvalidEvent { param, .. }
+            | Self::StatePatchFailed { param, .. } => Some(param),
             Self::EmptyMessages => Some("messages"),
             Self::ModelNotFound(_) => Some("model"),
             Self::UnsupportedFormat(_) => Some("format"),
@@ -210,7 +242,10 @@ impl ApiError {
         let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::Upstream(e) => e.retry_after.map(|d| d.as_secs().max(1)),
-            Self::StoreFull | Self::StoreUnavailable | Self::ShuttingDown => Some(1),
+            Self::StoreFull
+            | Self::StoreUnavailable
+            | Self::ShuttingDown
+            | Self::PublishContended => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::access::{check_read, shown_token};
 use super::{ApiError, AppState};
 use crate::event::{Format, StreamId};
 use crate::relay::SubscriberGuard;
@@ -17,6 +18,30 @@ pub struct EventsQuery {
     format: Option<String>,
     last_event_id: Option<String>,
     strict: Option<String>,
+    presence: Option<String>,
+    token: Option<String>,
+}
+
+/// How a subscriber asked to read.
+pub struct ReadOptions<'a> {
+    pub format: Format,
+    /// The resume id, if any.
+    pub position: Option<&'a str>,
+    /// 410 instead of an in-band `reset`.
+    pub strict: bool,
+    /// Also send `presence` events when the subscriber count changes.
+    pub presence: bool,
+}
+
+fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(other) => Err(ApiError::InvalidQuery(format!(
+            "{name}={}: use true or false",
+            other.chars().take(40).collect::<String>()
+        ))),
+    }
 }
 
 pub async fn subscribe(
@@ -28,21 +53,29 @@ pub async fn subscribe(
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let head = state.log().head(&id).await?;
+    check_read(
+        &head.meta,
+        shown_token(&headers, query.token.as_deref()).as_deref(),
+    )?;
     let format = match query.format {
         Some(name) => Format::parse(&name).ok_or(ApiError::UnsupportedFormat(name))?,
         None => head.meta.format,
     };
-    let strict = match query.strict.as_deref() {
-        None | Some("false" | "0") => false,
-        Some("true" | "1" | "") => true,
-        Some(other) => {
-            return Err(ApiError::InvalidQuery(format!(
-                "strict={other}: use true or false"
-            )));
-        }
-    };
+    let strict = flag("strict", query.strict.as_deref())?;
+    let presence = flag("presence", query.presence.as_deref())?;
+    if presence && !matches!(format, Format::Native | Format::Agui) {
+        return Err(ApiError::InvalidQuery(
+            "presence=true needs format=native or format=agui".into(),
+        ));
+    }
     let position = last_event_id(&headers).or(query.last_event_id.filter(|v| !v.is_empty()));
-    open(&state, id, head, format, position.as_deref(), strict, None)
+    let options = ReadOptions {
+        format,
+        position: position.as_deref(),
+        strict,
+        presence,
+    };
+    open(&state, id, head, options, None)
 }
 
 /// The resume position a client sent in `Last-Event-ID`. A value that is not even text still
@@ -64,28 +97,27 @@ pub fn open(
     state: &AppState,
     id: StreamId,
     head: LogHead,
-    format: Format,
-    position: Option<&str>,
-    strict: bool,
+    options: ReadOptions<'_>,
     guard: Option<SubscriberGuard>,
 ) -> Result<Response, ApiError> {
     if state.shutdown.is_cancelled() {
         return Err(ApiError::ShuttingDown);
     }
-    let renderer = Renderer::new(format, &id, &head.meta);
-    let (after, reset) = match plan(&head, position) {
+    let renderer = Renderer::new(options.format, &id, &head.meta);
+    let (after, reset) = match plan(&head, options.position) {
         ResumePlan::From(after) => (after, None),
         ResumePlan::Finished => {
             return Ok(with_stream_id(StatusCode::NO_CONTENT.into_response(), &id));
         }
         ResumePlan::Reset { reset, after } => {
-            if strict || !renderer.carries_reset() {
+            if options.strict || !renderer.carries_reset() {
                 return Err(ApiError::ResumeGone(reset));
             }
             (after, Some(reset))
         }
     };
     let guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
+    let presence = options.presence.then(|| guard.presence());
     let subscription = Subscription {
         log: state.log().clone(),
         id: id.clone(),
@@ -97,6 +129,7 @@ pub fn open(
         retry_ms: Some(state.config.retry_ms),
         shutdown: state.shutdown.clone(),
         guard,
+        presence,
     };
     Ok(with_stream_id(subscription.into_response(), &id))
 }

@@ -33,6 +33,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, over the whole body, so trailing garbage is never read as a shape error.
     let json: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    from_value(json)
+}
+
+/// Well-formed JSON into `T`; a wrong shape is `invalid_request` naming the field.
+pub fn from_value<T: DeserializeOwned>(json: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };

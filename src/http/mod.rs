@@ -1,5 +1,7 @@
 //! The HTTP API (SPEC §3): the router, its middleware, and one file per group of routes.
 
+mod access;
+mod agents;
 mod chat;
 mod error;
 mod events;
@@ -54,7 +56,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(messages::create))
         .route("/v1/streams", post(streams::create))
         .route("/v1/streams/{id}", get(streams::status))
-        .route("/v1/streams/{id}/events", get(events::subscribe))
+        .route(
+            "/v1/streams/{id}/events",
+            get(events::subscribe).post(agents::publish),
+        )
         .route("/v1/streams/{id}/cancel", post(streams::cancel))
         .route("/v1/models", get(meta::models))
         .route("/v1/prompts", get(prompts::list))

@@ -2,15 +2,18 @@
 //! cancel (`POST /v1/streams/{id}/cancel`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::access::{TokenQuery, check_read, check_write, shown_token};
+use super::agents;
 use super::chat::{Endpoint, launch};
 use super::events::with_stream_id;
-use super::json::ApiJson;
+use super::json::{ApiJson, from_value};
 use super::{ApiError, AppState};
 use crate::event::{EventId, Format, StreamId};
 use crate::providers::ChatRequest;
@@ -19,7 +22,6 @@ use crate::store::StreamInfo;
 
 #[derive(Deserialize)]
 pub struct CreateStream {
-    kind: String,
     #[serde(default)]
     request: Option<ChatRequest>,
 }
@@ -27,13 +29,35 @@ pub struct CreateStream {
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CreateStream>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
-    if body.kind != "chat" {
-        return Err(ApiError::UnsupportedKind(
-            body.kind.chars().take(40).collect(),
-        ));
+    let kind = match body.get("kind") {
+        Some(Value::String(kind)) => kind.clone(),
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                param: "kind".into(),
+                message: "`kind` must be a string: `chat` or `agent`".into(),
+            });
+        }
+        None => {
+            return Err(ApiError::MissingField {
+                param: "kind".into(),
+                message: "missing required field `kind` (`chat` or `agent`)".into(),
+            });
+        }
+    };
+    match kind.as_str() {
+        "chat" => create_chat(&state, &headers, from_value(body)?).await,
+        "agent" => agents::create(&state, &headers, body).await,
+        other => Err(ApiError::UnsupportedKind(other.chars().take(40).collect())),
     }
+}
+
+async fn create_chat(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: CreateStream,
+) -> Result<Response, ApiError> {
     let request = body.request.ok_or_else(|| ApiError::MissingField {
         param: "request".into(),
         message: "a chat stream needs `request`, a chat completion request".into(),
@@ -44,7 +68,7 @@ pub async fn create(
         detach_grace: None,
         attach: false,
     };
-    let (launched, tokens) = launch(&state, &headers, request, endpoint).await?;
+    let (launched, tokens) = launch(state, headers, request, endpoint).await?;
     let (id, status, read_token, write_token) = match launched {
         Launched::New { id, .. } => (
             id,
@@ -56,7 +80,7 @@ pub async fn create(
         Launched::Existing(id) => (id, StatusCode::OK, None, None),
     };
     let info = state.log().info(&id).await?;
-    let mut body = describe(&state, &info);
+    let mut body = describe(state, &info);
     body["events_url"] = json!(format!("/v1/streams/{id}/events"));
     body["read_token"] = json!(read_token);
     body["write_token"] = json!(write_token);
@@ -66,9 +90,16 @@ pub async fn create(
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let info = state.log().info(&id).await?;
+    check_read(
+        &info.head.meta,
+        shown_token(&headers, query.token.as_deref()).as_deref(),
+    )?;
     Ok(Json(describe(&state, &info)))
 }
 
@@ -76,10 +107,17 @@ pub async fn status(
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     // Only streams whose log still exists can be cancelled; 404 otherwise.
-    state.log().head(&id).await?;
+    let head = state.log().head(&id).await?;
+    // Until API keys exist, cancel is open; a token shown must be the write token.
+    if let Some(token) = shown_token(&headers, query.token.as_deref()) {
+        check_write(&head.meta, Some(&token))?;
+    }
     let cancelled_now = state.relay.cancel(&id, "user").await?;
     if cancelled_now {
         tracing::info!(stream_id = %id, "stream cancelled by request");
@@ -89,7 +127,7 @@ pub async fn cancel(
 }
 
 /// The status document of a stream.
-fn describe(state: &AppState, info: &StreamInfo) -> Value {
+pub fn describe(state: &AppState, info: &StreamInfo) -> Value {
     let head = &info.head;
     let meta = &head.meta;
     let last_event_id =

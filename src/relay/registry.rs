@@ -123,6 +123,15 @@ impl Registry {
     }
 }
 
+impl SubscriberGuard {
+    /// Follows the number of subscribers attached to this stream here (this one included).
+    pub fn presence(&self) -> watch::Receiver<usize> {
+        let mut map = lock(&self.registry.inner);
+        let local = map.entry(self.id.clone()).or_insert_with(Local::new);
+        local.subscribers.subscribe()
+    }
+}
+
 impl Drop for ProducerSlot {
     fn drop(&mut self) {
         self.registry.release(&self.id, true);

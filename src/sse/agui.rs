@@ -30,9 +30,13 @@ pub struct AguiRenderer {
     /// Messages and tool calls a publisher opened by id and has not closed.
     open_messages: BTreeSet<String>,
     open_tools: BTreeSet<String>,
+    /// Steps started and not finished, in start order.
+    open_steps: Vec<String>,
     usage: Option<Usage>,
     /// A `reset` to send right after RUN_STARTED (AG-UI clients want RUN_STARTED first).
     reset: Option<(String, Value)>,
+    /// A presence count heard before RUN_STARTED, sent right after it.
+    presence: Option<Value>,
     ended: bool,
 }
 
@@ -62,8 +66,10 @@ impl AguiRenderer {
             tools: BTreeMap::new(),
             open_messages: BTreeSet::new(),
             open_tools: BTreeSet::new(),
+            open_steps: Vec::new(),
             usage: None,
             reset: None,
+            presence: None,
             ended: false,
         }
     }
@@ -104,6 +110,23 @@ impl AguiRenderer {
                 &json!({"type": "CUSTOM", "name": "reset", "value": value}),
             );
         }
+        if let Some(value) = self.presence.take() {
+            self.presence(value, out);
+        }
+    }
+
+    /// A `CUSTOM` event named `presence`, without an id (it is not in the log); held until
+    /// RUN_STARTED, dropped after the run ended.
+    pub fn presence(&mut self, value: Value, out: &mut FrameWriter) {
+        if self.ended {
+            return;
+        }
+        if !self.run_started {
+            self.presence = Some(value);
+            return;
+        }
+        let event = json!({"type": "CUSTOM", "name": "presence", "value": value});
+        out.frame(None, None, &event.to_string());
     }
 
     fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
@@ -146,6 +169,9 @@ impl AguiRenderer {
                 out,
                 &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
             );
+        }
+        for step in std::mem::take(&mut self.open_steps).into_iter().rev() {
+            Self::send(id, out, &json!({"type": "STEP_FINISHED", "stepName": step}));
         }
     }
 
@@ -367,15 +393,29 @@ impl AguiRenderer {
                 }
             }
             EventBody::ToolCallResult(t) => Self::send(id, out, &typed("TOOL_CALL_RESULT", t)),
-            EventBody::StepStarted(s) | EventBody::StepFinished(s) => {
-                let kind = if matches!(body, EventBody::StepStarted(_)) {
-                    "STEP_STARTED"
-                } else {
-                    "STEP_FINISHED"
-                };
+            // AG-UI clients refuse a step started twice or finished before it started.
+            EventBody::StepStarted(s) => {
+                if !self.open_steps.contains(&s.name) {
+                    self.open_steps.push(s.name.clone());
+                    let mut fields = s.extra.clone();
+                    fields.insert("stepName".into(), json!(s.name));
+                    Self::send(id, out, &typed("STEP_STARTED", &fields));
+                }
+            }
+            EventBody::StepFinished(s) => {
+                match self.open_steps.iter().position(|open| *open == s.name) {
+                    Some(at) => {
+                        self.open_steps.remove(at);
+                    }
+                    None => Self::send(
+                        id,
+                        out,
+                        &json!({"type": "STEP_STARTED", "stepName": s.name}),
+                    ),
+                }
                 let mut fields = s.extra.clone();
                 fields.insert("stepName".into(), json!(s.name));
-                Self::send(id, out, &typed(kind, &fields));
+                Self::send(id, out, &typed("STEP_FINISHED", &fields));
             }
             EventBody::StateSnapshot(s) => {
                 let mut fields = s.extra.clone();
@@ -401,25 +441,26 @@ impl AguiRenderer {
             EventBody::TranscriptDone(_) => {}
             EventBody::Completed(c) => {
                 self.close_all(id, out);
-                let finished = if c.extra.is_empty() {
+                let finished = if let Some(sent) = c.extra.get("agui").and_then(Value::as_object) {
+                    // A publisher's RUN_FINISHED, as it sent it.
+                    typed("RUN_FINISHED", sent)
+                } else {
                     let mut finished = json!({"type": "RUN_FINISHED", "threadId": self.thread_id, "runId": self.run_id});
                     finished["result"] = json!({"finishReason": c.finish_reason});
                     if let Some(u) = c.usage.or(self.usage) {
                         finished["usage"] = json!([{"inputTokens": u.input_tokens, "outputTokens": u.output_tokens, "totalTokens": u.total_tokens}]);
                     }
                     finished
-                } else {
-                    // A publisher's RUN_FINISHED, as it sent it.
-                    typed("RUN_FINISHED", &c.extra)
                 };
                 Self::send(id, out, &finished);
                 self.ended = true;
             }
             EventBody::Failed(f) => {
-                let error = if f.extra.is_empty() {
-                    json!({"type": "RUN_ERROR", "message": f.error.message, "code": f.error.code})
-                } else {
-                    typed("RUN_ERROR", &f.extra)
+                let error = match f.extra.get("agui").and_then(Value::as_object) {
+                    Some(sent) => typed("RUN_ERROR", sent),
+                    None => {
+                        json!({"type": "RUN_ERROR", "message": f.error.message, "code": f.error.code})
+                    }
                 };
                 Self::send(id, out, &error);
                 self.ended = true;

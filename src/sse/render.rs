@@ -56,6 +56,17 @@ impl Renderer {
         }
     }
 
+    /// A `presence` event: `{subscribers}`, without an id (it is not in the log). Formats
+    /// other than native and AG-UI have no place for it.
+    pub fn presence(&mut self, subscribers: usize, out: &mut FrameWriter) {
+        let value = serde_json::json!({ "subscribers": subscribers });
+        match self {
+            Self::Native => out.frame(None, Some("presence"), &value.to_string()),
+            Self::Agui(r) => r.presence(value, out),
+            Self::OpenAi(_) | Self::Anthropic(_) => {}
+        }
+    }
+
     /// Writes the frames for one event (possibly none), each carrying the event's id.
     pub fn event(&mut self, epoch: &Epoch, event: &Event, out: &mut FrameWriter) {
         let id = format!("{epoch}.{}", event.seq);

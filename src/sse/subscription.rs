@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +38,8 @@ pub struct Subscription {
     /// Ends the body without a terminal event; the client resumes by id.
     pub shutdown: CancellationToken,
     pub guard: SubscriberGuard,
+    /// The subscriber count to report in `presence` events (`?presence=true`).
+    pub presence: Option<watch::Receiver<usize>>,
 }
 
 /// Feeds the events up to `after` through the renderer, discarding the output.
@@ -64,6 +67,18 @@ async fn catch_up(
         at = last;
     }
     Ok(())
+}
+
+/// The next subscriber count; `None` once the count can no longer change. Never resolves
+/// without presence.
+async fn changed(presence: &mut Option<watch::Receiver<usize>>) -> Option<usize> {
+    match presence {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(*rx.borrow_and_update()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 impl Subscription {
@@ -95,6 +110,7 @@ impl Subscription {
             retry_ms,
             shutdown,
             guard,
+            mut presence,
         } = self;
         async_stream::stream! {
             let _guard = guard;
@@ -113,6 +129,12 @@ impl Subscription {
                 renderer.reset(&EventId::new(&epoch, after).to_string(), &reset, &mut out);
                 yield Ok(out.take());
             }
+            if let Some(count) = presence.as_mut().map(|p| *p.borrow_and_update()) {
+                renderer.presence(count, &mut out);
+                if !out.is_empty() {
+                    yield Ok(out.take());
+                }
+            }
             let events = read_from(Arc::clone(&log), id.clone(), epoch.clone(), after);
             futures::pin_mut!(events);
             let mut ticker = interval_at(Instant::now() + keepalive, keepalive);
@@ -122,6 +144,17 @@ impl Subscription {
                     biased;
                     () = shutdown.cancelled() => return,
                     item = events.next() => item,
+                    changed = changed(&mut presence) => {
+                        match changed {
+                            Some(count) => renderer.presence(count, &mut out),
+                            None => presence = None,
+                        }
+                        if !out.is_empty() {
+                            yield Ok(out.take());
+                            ticker.reset();
+                        }
+                        continue;
+                    }
                     _ = ticker.tick() => {
                         yield Ok(Bytes::from_static(KEEPALIVE));
                         continue;

@@ -1,0 +1,120 @@
+//! Agent streams: an agent publishes its progress (native or AG-UI events) into a durable,
+//! resumable stream that any number of dashboards tail. `input` checks a publish body,
+//! `agui` maps AG-UI events to native ones, `publish` appends a batch against the stream's
+//! state, `idle` ends streams whose publisher went quiet.
+
+mod agui;
+mod idle;
+mod input;
+mod publish;
+
+pub use agui::is_agui_type;
+pub use idle::watch_idle;
+pub use input::{Batch, BatchError, FieldError, parse_batch};
+pub use publish::{PublishError, Published, Publisher};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::event::{EventBody, Started, StateSnapshot, StreamId};
+use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+
+/// How agent streams behave (`[agents]` in the config).
+#[derive(Clone, Debug)]
+pub struct AgentSettings {
+    /// A stream with no new event for this long ends `agent_idle_timeout`.
+    pub idle_timeout: Duration,
+    /// The sliding window of events kept for resume; the state is kept whole regardless.
+    pub window_events: usize,
+    pub window_age: Duration,
+    /// Events accepted in one publish call.
+    pub max_batch: usize,
+}
+
+/// Creates agent streams and appends what their publishers send. Cheap to share.
+pub struct Agents {
+    log: Arc<dyn EventLog>,
+    publisher: Publisher,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    pub settings: AgentSettings,
+}
+
+impl Agents {
+    /// `tasks` runs each stream's idle watch; `stop` ends them (at shutdown).
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        settings: AgentSettings,
+        tasks: TaskTracker,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            publisher: Publisher::new(Arc::clone(&log)),
+            log,
+            tasks,
+            stop,
+            settings,
+        }
+    }
+
+    /// Creates the stream (or finds the one `key` names), appends `stream.started` and the
+    /// initial state if given, and starts its idle watch.
+    pub async fn create(
+        &self,
+        id: StreamId,
+        meta: StreamMeta,
+        key: Option<String>,
+        state: Option<Value>,
+    ) -> Result<Created, StoreError> {
+        let started = EventBody::Started(Started {
+            stream_id: id.to_string(),
+            kind: meta.kind,
+            model: meta.model.clone(),
+            provider: meta.provider.clone(),
+            created_at: meta.created_at,
+        });
+        let created = self
+            .log
+            .create(NewStream {
+                id: id.clone(),
+                meta,
+                retention: Retention::Window {
+                    max_events: self.settings.window_events,
+                    max_age: self.settings.window_age,
+                },
+                idempotency_key: key,
+                leased: false,
+            })
+            .await?;
+        if matches!(created, Created::Existing(_)) {
+            return Ok(created);
+        }
+        let mut first = vec![started];
+        if let Some(state) = state {
+            first.push(EventBody::StateSnapshot(StateSnapshot {
+                state,
+                ..StateSnapshot::default()
+            }));
+        }
+        self.log.append_at(&id, first, 0).await?;
+        let (log, idle, stop) = (
+            Arc::clone(&self.log),
+            self.settings.idle_timeout,
+            self.stop.clone(),
+        );
+        self.tasks.spawn(watch_idle(log, id.clone(), idle, stop));
+        tracing::info!(stream_id = %id, "agent stream created");
+        Ok(created)
+    }
+
+    pub async fn publish(&self, id: &StreamId, batch: Batch) -> Result<Published, PublishError> {
+        self.publisher.publish(id, batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! Agent streams over HTTP: create (`POST /v1/streams {"kind":"agent"}`) and publish
+//! (`POST /v1/streams/{id}/events`, one event or an array, native or AG-UI).
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::{TokenQuery, check_write, shown_token};
+use super::chat::{ANONYMOUS, idempotency_key};
+use super::events::with_stream_id;
+use super::json::{ApiJson, from_value};
+use super::streams::describe;
+use super::{ApiError, AppState};
+use crate::agent::{BatchError, PublishError, parse_batch};
+use crate::event::token::{hash, mint};
+use crate::event::{Format, StreamId, StreamKind, unix_millis};
+use crate::store::{Created, StreamMeta};
+
+/// Names are stored with every stream and shown in status; real ones are short.
+const MAX_NAME_LEN: usize = 256;
+
+/// The body of `POST /v1/streams` for an agent stream.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgent {
+    /// Shown as the stream's `model` (e.g. the agent's name); `agent` by default.
+    #[serde(default)]
+    name: Option<String>,
+    /// The initial state (a `state.snapshot`).
+    #[serde(default)]
+    state: Option<Value>,
+    /// The format subscribers get without `?format=`: `native` (default) or `agui`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+pub async fn create(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Value,
+) -> Result<Response, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let request_hash = hash(&body.to_string());
+    let mut body = body;
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("kind");
+    }
+    let body: CreateAgent = from_value(body)?;
+    let name = body.name.unwrap_or_else(|| "agent".to_owned());
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(ApiError::InvalidField {
+            param: "name".into(),
+            message: format!("`name` must be 1 to {MAX_NAME_LEN} bytes"),
+        });
+    }
+    let format = match body.format.as_deref() {
+        None => Format::Native,
+        Some(name) => {
+            Format::parse(name).ok_or_else(|| ApiError::UnsupportedFormat(name.into()))?
+        }
+    };
+    let key = idempotency_key(headers, "streams.agent")?;
+    let (read, write) = (mint("rt_"), mint("wt_"));
+    let meta = StreamMeta {
+        kind: StreamKind::Agent,
+        model: name,
+        provider: "publisher".into(),
+        owner: ANONYMOUS.into(),
+        created_at: unix_millis() / 1000,
+        format,
+        include_usage: false,
+        choices: 1,
+        read_token_hash: read.hash,
+        write_token_hash: write.hash,
+        request_hash: request_hash.clone(),
+    };
+    let id = StreamId::random();
+    let created = state
+        .agents
+        .create(id.clone(), meta, key, body.state)
+        .await?;
+    let (id, status, tokens) = match created {
+        Created::New { .. } => (id, StatusCode::CREATED, Some((read.token, write.token))),
+        // Tokens are stored only as hashes: a repeated request cannot get them again.
+        Created::Existing(existing) => (existing, StatusCode::OK, None),
+    };
+    let info = state.log().info(&id).await?;
+    if status == StatusCode::OK && info.head.meta.request_hash != request_hash {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let mut answer = describe(state, &info);
+    answer["events_url"] = json!(format!("/v1/streams/{id}/events"));
+    answer["publish_url"] = json!(format!("/v1/streams/{id}/events"));
+    answer["read_token"] = json!(tokens.as_ref().map(|t| &t.0));
+    answer["write_token"] = json!(tokens.as_ref().map(|t| &t.1));
+    Ok(with_stream_id((status, Json(answer)).into_response(), &id))
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let token = shown_token(&headers, query.token.as_deref());
+    // Without a token nothing is looked up: a missing token says nothing about the stream.
+    if token.is_none() {
+        return Err(ApiError::MissingToken);
+    }
+    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    let head = state.log().head(&id).await?;
+    check_write(&head.meta, token.as_deref())?;
+    if head.meta.kind != StreamKind::Agent {
+        return Err(ApiError::NotAgentStream);
+    }
+    let batch = parse_batch(body, state.agents.settings.max_batch).map_err(batch_error)?;
+    let patch_field = |index: usize| batch.patch_field(index);
+    let param = (0..batch.events.len()).map(patch_field).collect::<Vec<_>>();
+    let published = state
+        .agents
+        .publish(&id, batch)
+        .await
+        .map_err(|e| match e {
+            PublishError::NotAgent => ApiError::NotAgentStream,
+            PublishError::Finished => ApiError::StreamFinished,
+            PublishError::StatePatch { index, message } => ApiError::StatePatchFailed {
+                param: format!("[{index}].{}", param.get(index).copied().unwrap_or("")),
+                message: format!("event {index}: the state patch does not apply: {message}"),
+            },
+            PublishError::Contended => ApiError::PublishContended,
+            PublishError::Store(e) => e.into(),
+        })?;
+    let ids = published.ids();
+    Ok(Json(json!({
+        "ids": ids,
+        "last_event_id": ids.last(),
+        "status": published.status,
+    })))
+}
+
+fn batch_error(e: BatchError) -> ApiError {
+    match e {
+        BatchError::Empty => ApiError::EmptyBatch,
+        BatchError::TooMany { max } => ApiError::TooManyEvents { max },
+        BatchError::Invalid { .. } => ApiError::InvalidEvent {
+            param: e.param().unwrap_or_default(),
+            message: e.to_string(),
+        },
+    }
+}
