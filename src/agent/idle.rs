@@ -56,3 +56,82 @@ pub async fn watch_idle(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Custom, Format, StreamKind, StreamStatus};
+    use crate::store::{MemoryStore, NewStream, Retention, StoreLimits, StreamMeta};
+
+    fn agent(id: &StreamId) -> NewStream {
+        NewStream {
+            id: id.clone(),
+            meta: StreamMeta {
+                kind: StreamKind::Agent,
+                model: "agent".into(),
+                provider: "publisher".into(),
+                owner: "o".into(),
+                created_at: 0,
+                format: Format::Native,
+                include_usage: false,
+                choices: 1,
+                read_token_hash: String::new(),
+                write_token_hash: String::new(),
+                request_hash: String::new(),
+            },
+            retention: Retention::Window {
+                max_events: 100,
+                max_age: Duration::from_secs(600),
+            },
+            idempotency_key: None,
+            leased: false,
+        }
+    }
+
+    async fn status(log: &Arc<dyn EventLog>, id: &StreamId) -> StreamStatus {
+        log.head(id)
+            .await
+            .map(|h| h.status)
+            .unwrap_or(StreamStatus::Running)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn publishing_keeps_a_stream_alive_and_silence_ends_it() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryStore::new(StoreLimits::default()));
+        let id = StreamId::random();
+        log.create(agent(&id)).await.ok();
+        let stop = CancellationToken::new();
+        let idle = Duration::from_secs(600);
+        let watch = tokio::spawn(watch_idle(Arc::clone(&log), id.clone(), idle, stop));
+        tokio::time::sleep(Duration::from_secs(500)).await;
+        let tick = EventBody::Custom(Custom {
+            name: "tick".into(),
+            ..Custom::default()
+        });
+        log.append(&id, vec![tick]).await.ok();
+        // 1000 s after creation, but only 500 s after the last event.
+        tokio::time::sleep(Duration::from_secs(500)).await;
+        assert_eq!(status(&log, &id).await, StreamStatus::Running);
+        // The deadline is 600 s after the event, give or take one check (75 s).
+        tokio::time::sleep(Duration::from_secs(200)).await;
+        assert_eq!(status(&log, &id).await, StreamStatus::Failed);
+        let info = log.info(&id).await.ok().and_then(|i| i.aggregate.error);
+        assert_eq!(info.map(|e| e.code).as_deref(), Some("agent_idle_timeout"));
+        assert!(watch.is_finished() || watch.await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watch_ends_at_shutdown_without_ending_the_stream() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryStore::new(StoreLimits::default()));
+        let id = StreamId::random();
+        log.create(agent(&id)).await.ok();
+        let stop = CancellationToken::new();
+        let idle = Duration::from_secs(600);
+        let watch = tokio::spawn(watch_idle(Arc::clone(&log), id.clone(), idle, stop.clone()));
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        stop.cancel();
+        assert!(watch.await.is_ok());
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+        assert_eq!(status(&log, &id).await, StreamStatus::Running);
+    }
+}

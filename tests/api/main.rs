@@ -6,6 +6,7 @@
 
 mod support;
 
+mod agents;
 mod cluster;
 mod errors;
 mod formats;
