@@ -3,6 +3,7 @@
 //! appended in one piece, only if the log is still where the check read it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 
@@ -14,7 +15,7 @@ use crate::store::{EventLog, StoreError};
 /// the compare-and-append only ever races publishers on other instances.
 const STRIPES: usize = 64;
 /// Tries before a publisher losing every race to other instances is told to retry.
-const ATTEMPTS: usize = 16;
+const ATTEMPTS: u32 = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -75,7 +76,7 @@ impl Publisher {
             .iter()
             .any(|e| matches!(e, EventBody::StateDelta(_)));
         let count = batch.events.len() as u64;
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             // Only a patch needs the state; everything else needs just the head.
             let (head, state) = if stateful {
                 let info = self.log.info(id).await?;
@@ -113,7 +114,13 @@ impl Publisher {
                         status: finished.unwrap_or(StreamStatus::Running),
                     });
                 }
-                Err(StoreError::Conflict) => continue,
+                Err(StoreError::Conflict) => {
+                    // Another instance appended first. Racing it again at once would repeat
+                    // the same race in the same phase; a random pause breaks the tie.
+                    let cap = 1u64 << attempt.min(6);
+                    let pause = rand::random_range(0..=cap);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
                 Err(StoreError::Finished) => return Err(PublishError::Finished),
                 Err(e) => return Err(e.into()),
             }

@@ -425,3 +425,92 @@ async fn a_finished_streams_aggregate_outlives_its_log() {
     assert_eq!(status["events_available"], false);
     assert_eq!(status["aggregate"]["choices"][0]["text"], "tok1 tok2 tok3 ");
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
+async fn agents_publishing_through_two_instances_share_one_ordered_log_and_state() {
+    let mut config = test_config();
+    config.store = url();
+    config.redis.key_prefix = fresh_prefix();
+    let a = spawn_app_with(config.clone(), None).await;
+    let b = spawn_app_with(config, None).await;
+    let created: Value = a
+        .post("/v1/streams", &json!({"kind": "agent", "state": {}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let write = created["write_token"].as_str().unwrap().to_owned();
+    // Ten publishers, half on each instance, each appending to its own list in the state:
+    // every compare-and-append race between the instances is retried, never lost or doubled.
+    let mut publishers = Vec::new();
+    for p in 0..10 {
+        let app = if p % 2 == 0 { &a } else { &b };
+        let (client, url, write) = (
+            app.client.clone(),
+            app.url(&format!("/v1/streams/{id}/events")),
+            write.clone(),
+        );
+        publishers.push(tokio::spawn(async move {
+            for n in 0..30 {
+                let mut ops = vec![json!({"op": "add", "path": format!("/p{p}/-"), "value": n})];
+                if n == 0 {
+                    ops.insert(
+                        0,
+                        json!({"op": "add", "path": format!("/p{p}"), "value": []}),
+                    );
+                }
+                let event = json!({"type": "STATE_DELTA", "delta": ops, "publisher": p});
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&write)
+                    .json(&event)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+            }
+        }));
+    }
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let done = json!({"type": "RUN_FINISHED", "threadId": "t", "runId": "r"});
+    let response = b
+        .client
+        .post(b.url(&format!("/v1/streams/{id}/events")))
+        .bearer_auth(&write)
+        .json(&done)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let expected: Value = (0..10)
+        .map(|p| (format!("p{p}"), json!((0..30).collect::<Vec<u32>>())))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    for app in [&a, &b] {
+        let status = app.wait_finished(&id, Duration::from_secs(5)).await;
+        assert_eq!(status["status"], "completed");
+        assert_eq!(status["aggregate"]["state"], expected);
+    }
+    let events = SseReader::new(a.events(&id, None, "").await)
+        .collect()
+        .await;
+    assert_eq!(
+        events.len(),
+        1 + 1 + 300 + 1,
+        "started, initial state, deltas, end"
+    );
+    for (i, event) in events.iter().enumerate() {
+        assert!(
+            event.id.ends_with(&format!(".{}", i + 1)),
+            "{} at {i}",
+            event.id
+        );
+    }
+}
