@@ -406,6 +406,11 @@ mod tests {
             parsed.upstream.openai_base_url,
             default.upstream.openai_base_url
         );
+        assert_eq!(
+            parsed.agents.idle_timeout_secs,
+            default.agents.idle_timeout_secs
+        );
+        assert_eq!(parsed.agents.window_events, default.agents.window_events);
         parsed.validate().unwrap();
     }
 

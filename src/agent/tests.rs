@@ -65,6 +65,27 @@ fn every_agui_type_comes_back_as_it_was_sent() {
 }
 
 #[test]
+fn the_publishers_run_started_comes_before_the_state_given_at_creation() {
+    let initial = EventBody::StateSnapshot(crate::event::StateSnapshot {
+        state: json!({"progress": 0}),
+        ..Default::default()
+    });
+    let mut bodies = vec![initial];
+    bodies.extend(parse(
+        r#"[{"type":"RUN_STARTED","threadId":"th","runId":"ru"},{"type":"STEP_STARTED","stepName":"s"}]"#,
+    ));
+    let out = agui_out(&bodies);
+    assert_eq!(
+        out,
+        [
+            json!({"type": "RUN_STARTED", "threadId": "th", "runId": "ru"}),
+            json!({"type": "STATE_SNAPSHOT", "snapshot": {"progress": 0}}),
+            json!({"type": "STEP_STARTED", "stepName": "s"}),
+        ]
+    );
+}
+
+#[test]
 fn agui_types_map_to_the_native_events_that_carry_them() {
     let names: Vec<&str> = parse(EVERY_TYPE).iter().map(EventBody::type_name).collect();
     let expected = [

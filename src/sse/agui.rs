@@ -37,6 +37,9 @@ pub struct AguiRenderer {
     reset: Option<(String, Value)>,
     /// A presence count heard before RUN_STARTED, sent right after it.
     presence: Option<Value>,
+    /// Agent streams: the state given at creation, held until the run starts so that the
+    /// publisher's own RUN_STARTED (with its ids) can come first.
+    held: Vec<Value>,
     ended: bool,
 }
 
@@ -70,6 +73,7 @@ impl AguiRenderer {
             usage: None,
             reset: None,
             presence: None,
+            held: Vec::new(),
             ended: false,
         }
     }
@@ -109,6 +113,11 @@ impl AguiRenderer {
                 out,
                 &json!({"type": "CUSTOM", "name": "reset", "value": value}),
             );
+        }
+        // Sent under the id of the event that started the run: a reader resuming after it
+        // has them, one resuming before it gets them again with it.
+        for event in std::mem::take(&mut self.held) {
+            Self::send(id, out, &event);
         }
         if let Some(value) = self.presence.take() {
             self.presence(value, out);
@@ -246,6 +255,11 @@ impl AguiRenderer {
         match body {
             // An agent's run starts with its publisher's RUN_STARTED, or its first event.
             EventBody::Started(_) if self.agent => return,
+            EventBody::StateSnapshot(s) if self.agent && !self.run_started => {
+                let mut fields = s.extra.clone();
+                fields.insert("snapshot".into(), s.state.clone());
+                return self.held.push(typed("STATE_SNAPSHOT", &fields));
+            }
             EventBody::Started(_) => return self.start_run(id, None, out),
             EventBody::RunStarted(fields) => return self.start_run(id, Some(fields), out),
             _ => self.start_run(id, None, out),
