@@ -60,25 +60,13 @@ pub async fn watch_idle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Custom, Format, StreamKind, StreamStatus};
+    use crate::event::{Custom, StreamKind, StreamStatus};
     use crate::store::{MemoryStore, NewStream, Retention, StoreLimits, StreamMeta};
 
     fn agent(id: &StreamId) -> NewStream {
         NewStream {
             id: id.clone(),
-            meta: StreamMeta {
-                kind: StreamKind::Agent,
-                model: "agent".into(),
-                provider: "publisher".into(),
-                owner: "o".into(),
-                created_at: 0,
-                format: Format::Native,
-                include_usage: false,
-                choices: 1,
-                read_token_hash: String::new(),
-                write_token_hash: String::new(),
-                request_hash: String::new(),
-            },
+            meta: StreamMeta::test(StreamKind::Agent),
             retention: Retention::Window {
                 max_events: 100,
                 max_age: Duration::from_secs(600),

@@ -10,26 +10,10 @@ use crate::store::StreamMeta;
 const EVERY_TYPE: &str = include_str!("../../tests/fixtures/agui/every_type.json");
 const RUN_ERROR: &str = include_str!("../../tests/fixtures/agui/run_error.json");
 
-fn meta() -> StreamMeta {
-    StreamMeta {
-        kind: StreamKind::Agent,
-        model: "agent".into(),
-        provider: "publisher".into(),
-        owner: "o".into(),
-        created_at: 0,
-        format: Format::Native,
-        include_usage: false,
-        choices: 1,
-        read_token_hash: String::new(),
-        write_token_hash: String::new(),
-        request_hash: String::new(),
-    }
-}
-
 /// The AG-UI events a subscriber reads for `bodies` (after the stream's `stream.started`).
 fn agui_out(bodies: &[EventBody]) -> Vec<Value> {
     let (id, epoch) = (StreamId::random(), Epoch::random());
-    let mut renderer = Renderer::new(Format::Agui, &id, &meta());
+    let mut renderer = Renderer::new(Format::Agui, &id, &StreamMeta::test(StreamKind::Agent));
     let mut out = FrameWriter::new(None);
     let started = EventBody::Started(crate::event::Started {
         stream_id: id.to_string(),

@@ -138,41 +138,27 @@ impl AguiRenderer {
         out.frame(None, None, &event.to_string());
     }
 
-    fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
+    /// Ends the open reasoning message (chat streams), if any.
+    fn close_reasoning(&mut self, id: &str, out: &mut FrameWriter) {
         if let Some(message) = self.reasoning.take() {
-            Self::send(
-                id,
-                out,
-                &json!({"type": "REASONING_MESSAGE_END", "messageId": message}),
-            );
-            Self::send(
-                id,
-                out,
-                &json!({"type": "REASONING_END", "messageId": message}),
-            );
+            for kind in ["REASONING_MESSAGE_END", "REASONING_END"] {
+                Self::send(id, out, &json!({"type": kind, "messageId": message}));
+            }
         }
-        for (_, (call, _)) in std::mem::take(&mut self.tools) {
+    }
+
+    fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
+        self.close_reasoning(id, out);
+        let chat_tools = std::mem::take(&mut self.tools).into_values().map(|t| t.0);
+        for call in chat_tools.chain(std::mem::take(&mut self.open_tools)) {
             Self::send(
                 id,
                 out,
                 &json!({"type": "TOOL_CALL_END", "toolCallId": call}),
             );
         }
-        for call in std::mem::take(&mut self.open_tools) {
-            Self::send(
-                id,
-                out,
-                &json!({"type": "TOOL_CALL_END", "toolCallId": call}),
-            );
-        }
-        for (_, message) in std::mem::take(&mut self.text) {
-            Self::send(
-                id,
-                out,
-                &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
-            );
-        }
-        for message in std::mem::take(&mut self.open_messages) {
+        let chat_messages = std::mem::take(&mut self.text).into_values();
+        for message in chat_messages.chain(std::mem::take(&mut self.open_messages)) {
             Self::send(
                 id,
                 out,
@@ -188,18 +174,7 @@ impl AguiRenderer {
         if delta.is_empty() {
             return;
         }
-        if let Some(message) = self.reasoning.take() {
-            Self::send(
-                id,
-                out,
-                &json!({"type": "REASONING_MESSAGE_END", "messageId": message}),
-            );
-            Self::send(
-                id,
-                out,
-                &json!({"type": "REASONING_END", "messageId": message}),
-            );
-        }
+        self.close_reasoning(id, out);
         let message = match self.text.get(&choice) {
             Some(message) => message.clone(),
             None => {

@@ -88,17 +88,8 @@ mod tests {
 
     fn meta(choices: u32) -> StreamMeta {
         StreamMeta {
-            kind: StreamKind::Chat,
-            model: "m".into(),
-            provider: "p".into(),
-            owner: "o".into(),
-            created_at: 0,
-            format: Format::Native,
-            include_usage: false,
             choices,
-            read_token_hash: String::new(),
-            write_token_hash: String::new(),
-            request_hash: String::new(),
+            ..StreamMeta::test(StreamKind::Chat)
         }
     }
 

@@ -53,6 +53,26 @@ fn one() -> u32 {
     1
 }
 
+#[cfg(test)]
+impl StreamMeta {
+    /// A stream of `kind` with placeholder names and no tokens, for unit tests.
+    pub fn test(kind: StreamKind) -> Self {
+        Self {
+            kind,
+            model: "m".into(),
+            provider: "p".into(),
+            owner: "o".into(),
+            created_at: 0,
+            format: Format::Native,
+            include_usage: false,
+            choices: 1,
+            read_token_hash: String::new(),
+            write_token_hash: String::new(),
+            request_hash: String::new(),
+        }
+    }
+}
+
 /// How much of a running stream's log is kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retention {
