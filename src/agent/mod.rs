@@ -100,7 +100,13 @@ impl Agents {
                 ..StateSnapshot::default()
             }));
         }
-        self.log.append_at(&id, first, 0).await?;
+        if let Err(e) = self.log.append_at(&id, first, 0).await {
+            // Nobody holds the tokens of a stream whose creation failed: end it now rather
+            // than leave it running with no one to finish it.
+            let failed = EventBody::failed("internal_error", "the stream could not start", true);
+            let _ = self.log.finish(&id, failed).await;
+            return Err(e);
+        }
         let (log, idle, stop) = (
             Arc::clone(&self.log),
             self.settings.idle_timeout,
