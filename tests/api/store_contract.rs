@@ -349,6 +349,41 @@ pub async fn the_aggregate_outlives_a_sliding_window(log: Arc<dyn EventLog>) {
     assert_eq!(info.aggregate.cancel_reason.as_deref(), Some("done"));
 }
 
+pub async fn the_aggregate_matches_the_head_it_comes_with(log: Arc<dyn EventLog>) {
+    // A late joiner renders the aggregate and tails after its head: the two must agree even
+    // while events are appended, or the joiner sees some events twice.
+    let id = StreamId::random();
+    let mut new = new_leased(&id);
+    new.leased = false;
+    log.create(new).await.unwrap();
+    let writer = {
+        let (log, id) = (Arc::clone(&log), id.clone());
+        tokio::spawn(async move {
+            for n in 0..400u64 {
+                if n % 2 == 0 {
+                    log.append(&id, vec![delta("a")]).await.unwrap();
+                } else {
+                    log.append_at(&id, vec![delta("a")], n).await.unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut polls = 0;
+    while !writer.is_finished() {
+        let info = log.info(&id).await.unwrap();
+        assert_eq!(
+            info.aggregate.text().len() as u64,
+            info.head.last_seq,
+            "aggregate and head disagree"
+        );
+        polls += 1;
+        tokio::task::yield_now().await;
+    }
+    writer.await.unwrap();
+    assert!(polls > 1, "the reader ran while the writer wrote");
+}
+
 /// The limits every store is tested with.
 pub fn limits() -> StoreLimits {
     StoreLimits {
@@ -374,6 +409,7 @@ macro_rules! contract {
                 a_window_keeps_only_recent_events_and_says_what_was_skipped,
                 append_at_refuses_a_writer_whose_view_is_stale,
                 the_aggregate_outlives_a_sliding_window,
+                the_aggregate_matches_the_head_it_comes_with,
             );
         }
     };

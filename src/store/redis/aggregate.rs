@@ -24,23 +24,26 @@ impl Checkpoint {
 }
 
 impl RedisStore {
-    /// `aggregate` with the events after `after` applied.
+    /// `aggregate` with the events after `after` up to `last` applied. Bounded by `last` (read
+    /// with the checkpoint), so the result matches the head read with it even while
+    /// appends go on: a late joiner tails from that head without seeing anything twice.
     pub(super) async fn fold_from(
         &self,
         id: &StreamId,
         mut aggregate: Aggregate,
         mut after: u64,
+        last: u64,
     ) -> Result<Aggregate, StoreError> {
         let log = self.log_key(id);
-        loop {
-            let start = format!("{}-0", after + 1);
+        while after < last {
+            let (start, end) = (format!("{}-0", after + 1), format!("{last}-0"));
             let log = log.clone();
             let entries: Entries = self
                 .call(|mut conn| async move {
                     redis::cmd("XRANGE")
                         .arg(&log)
                         .arg(&start)
-                        .arg("+")
+                        .arg(&end)
                         .arg("COUNT")
                         .arg(FOLD_PAGE)
                         .query_async(&mut conn)
@@ -52,17 +55,19 @@ impl RedisStore {
                 aggregate.apply(&event.body);
             }
             if entries.len() < FOLD_PAGE {
-                return Ok(aggregate);
+                break;
             }
         }
+        Ok(aggregate)
     }
 
-    /// The aggregate now: the checkpoint (if any) plus the events after it.
+    /// The aggregate at `last`: the checkpoint (if any) plus the events after it.
     pub(super) async fn current_aggregate(
         &self,
         id: &StreamId,
         checkpoint: Option<Checkpoint>,
         log_available: bool,
+        last: u64,
     ) -> Result<Aggregate, StoreError> {
         match checkpoint {
             Some(Checkpoint {
@@ -72,9 +77,9 @@ impl RedisStore {
             Some(Checkpoint {
                 aggregate,
                 seq: Some(seq),
-            }) if log_available => self.fold_from(id, aggregate, seq).await,
+            }) if log_available => self.fold_from(id, aggregate, seq, last).await,
             Some(Checkpoint { aggregate, .. }) => Ok(aggregate),
-            None if log_available => self.fold_from(id, Aggregate::default(), 0).await,
+            None if log_available => self.fold_from(id, Aggregate::default(), 0, last).await,
             None => Ok(Aggregate::default()),
         }
     }
@@ -82,10 +87,18 @@ impl RedisStore {
     /// After a stream ends: keep its final aggregate for the status retention.
     pub(super) async fn store_aggregate(&self, id: &StreamId) {
         let stored = async {
-            let (fields, log_exists) = self.fields(id, &["agg", "aggseq"]).await?;
+            // Finished: `last` no longer moves.
+            let (fields, log_exists) = self.fields(id, &["agg", "aggseq", "last"]).await?;
             let mut fields = fields.into_iter();
             let checkpoint = Checkpoint::parse(fields.next().flatten(), fields.next().flatten());
-            let aggregate = self.current_aggregate(id, checkpoint, log_exists).await?;
+            let last = fields
+                .next()
+                .flatten()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            let aggregate = self
+                .current_aggregate(id, checkpoint, log_exists, last)
+                .await?;
             let json = serde_json::to_string(&aggregate).unwrap_or_default();
             let meta = self.meta_key(id);
             self.call(|mut conn| async move {

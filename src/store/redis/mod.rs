@@ -581,7 +581,7 @@ impl EventLog for RedisStore {
         let field = |i: usize| fields.get(i).cloned().flatten();
         let checkpoint = Checkpoint::parse(field(6), field(7));
         let aggregate = self
-            .current_aggregate(id, checkpoint, log_available)
+            .current_aggregate(id, checkpoint, log_available, head.last_seq)
             .await?;
         let updated_at_ms = fields
             .get(5)
