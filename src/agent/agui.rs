@@ -192,7 +192,7 @@ pub fn from_agui(kind: &str, mut fields: Map<String, Value>) -> Result<EventBody
             })
         }
         "CUSTOM" => EventBody::Custom(Custom {
-            name: take_string(&mut fields, "name")?,
+            name: custom_name(take_string(&mut fields, "name")?, "name")?,
             value: fields.remove("value").unwrap_or(Value::Null),
             extra: fields,
         }),
@@ -212,6 +212,18 @@ pub fn from_agui(kind: &str, mut fields: Map<String, Value>) -> Result<EventBody
         }),
     };
     Ok(body)
+}
+
+/// `agui.<TYPE>` names are how AG-UI types without a native event travel; a publisher's own
+/// custom event may not take one.
+pub fn custom_name(name: String, field: &str) -> Result<String, FieldError> {
+    if name.starts_with("agui.") {
+        return Err(FieldError::new(
+            field,
+            "custom names starting with `agui.` are reserved for AG-UI events tokenrelay keeps whole",
+        ));
+    }
+    Ok(name)
 }
 
 /// An RFC 6902 patch: a list of operations json-patch understands.

@@ -47,10 +47,19 @@ pub async fn watch_idle(
         if since.elapsed() >= idle {
             let message = format!("no event was published for {} s", idle.as_secs());
             let failed = EventBody::failed("agent_idle_timeout", message, false);
-            match log.finish(&id, failed).await {
-                Ok(true) => tracing::info!(stream_id = %id, "agent stream ended: idle"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(stream_id = %id, error = %e, "could not end idle stream"),
+            // Only if nothing was published since the check: a publish that just got its ids
+            // must not be followed by the stream failing for silence.
+            match log.append_at(&id, vec![failed], head.last_seq).await {
+                Ok(_) => tracing::info!(stream_id = %id, "agent stream ended: idle"),
+                Err(StoreError::Conflict) => {
+                    seen = None;
+                    continue;
+                }
+                Err(StoreError::Finished | StoreError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(stream_id = %id, error = %e, "could not end idle stream; will retry");
+                    continue;
+                }
             }
             return;
         }

@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::agui::{check_patch, from_agui, is_agui_type, require_strings, required_strings};
+use super::agui::{
+    check_patch, custom_name, from_agui, is_agui_type, require_strings, required_strings,
+};
 use crate::event::EventBody;
 
 /// A problem with one field of one event.
@@ -184,6 +186,17 @@ fn from_native(kind: &str, mut fields: Map<String, Value>) -> Result<EventBody, 
         field: format!("data.{}", e.field),
         message: e.message,
     })?;
+    if kind == "custom" {
+        if let Some(Value::String(name)) = data.get("name") {
+            custom_name(name.clone(), "data.name")?;
+        }
+    }
+    if matches!(kind, "stream.completed" | "stream.failed") && data.contains_key("agui") {
+        return Err(FieldError::new(
+            "data.agui",
+            "`agui` is set by tokenrelay from RUN_FINISHED / RUN_ERROR: publish those instead",
+        ));
+    }
     if kind == "state.delta" {
         let patch = data.get("patch").unwrap_or(&Value::Null);
         check_patch(patch).map_err(|message| FieldError::new("data.patch", message))?;

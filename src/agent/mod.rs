@@ -13,7 +13,8 @@ pub use idle::watch_idle;
 pub use input::{Batch, BatchError, FieldError, parse_batch};
 pub use publish::{PublishError, Published, Publisher};
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -22,6 +23,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::event::{EventBody, Started, StateSnapshot, StreamId};
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How agent streams behave (`[agents]` in the config).
 #[derive(Clone, Debug)]
@@ -41,6 +46,8 @@ pub struct Agents {
     publisher: Publisher,
     tasks: TaskTracker,
     stop: CancellationToken,
+    /// Streams whose idle timeout this instance watches.
+    watching: Arc<Mutex<HashSet<StreamId>>>,
     pub settings: AgentSettings,
 }
 
@@ -57,8 +64,28 @@ impl Agents {
             log,
             tasks,
             stop,
+            watching: Arc::default(),
             settings,
         }
+    }
+
+    /// Starts watching `id`'s idle timeout here unless this instance already does. Called on
+    /// create, publish and subscribe, so a stream whose creating instance restarted is
+    /// watched again as soon as anyone uses it.
+    pub fn watch(&self, id: &StreamId) {
+        if self.stop.is_cancelled() || !lock(&self.watching).insert(id.clone()) {
+            return;
+        }
+        let (log, idle, stop) = (
+            Arc::clone(&self.log),
+            self.settings.idle_timeout,
+            self.stop.clone(),
+        );
+        let (watching, id) = (Arc::clone(&self.watching), id.clone());
+        self.tasks.spawn(async move {
+            watch_idle(log, id.clone(), idle, stop).await;
+            lock(&watching).remove(&id);
+        });
     }
 
     /// Creates the stream (or finds the one `key` names), appends `stream.started` and the
@@ -107,18 +134,17 @@ impl Agents {
             let _ = self.log.finish(&id, failed).await;
             return Err(e);
         }
-        let (log, idle, stop) = (
-            Arc::clone(&self.log),
-            self.settings.idle_timeout,
-            self.stop.clone(),
-        );
-        self.tasks.spawn(watch_idle(log, id.clone(), idle, stop));
+        self.watch(&id);
         tracing::info!(stream_id = %id, "agent stream created");
         Ok(created)
     }
 
     pub async fn publish(&self, id: &StreamId, batch: Batch) -> Result<Published, PublishError> {
-        self.publisher.publish(id, batch).await
+        let published = self.publisher.publish(id, batch).await?;
+        if !published.status.is_finished() {
+            self.watch(id);
+        }
+        Ok(published)
     }
 }
 

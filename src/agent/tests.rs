@@ -34,16 +34,22 @@ fn agui_out(bodies: &[EventBody]) -> Vec<Value> {
 }
 
 fn parse(json: &str) -> Vec<EventBody> {
-    let value: Value = serde_json::from_str(json).unwrap_or(Value::Null);
-    parse_batch(value, 1000)
-        .map(|b| b.events)
-        .unwrap_or_default()
+    let value: Value = serde_json::from_str(json).expect("test JSON");
+    parse_batch(value, 1000).expect("a valid batch").events
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
 fn every_agui_type_comes_back_as_it_was_sent() {
-    let sent: Vec<Value> = serde_json::from_str(EVERY_TYPE).unwrap_or_default();
+    let sent: Vec<Value> = serde_json::from_str(EVERY_TYPE).expect("fixture");
     let native = parse(EVERY_TYPE);
+    assert_eq!(native.len(), 36);
     assert_eq!(native.len(), sent.len());
     assert_eq!(agui_out(&native), sent);
 }
@@ -135,7 +141,7 @@ fn agui_types_map_to_the_native_events_that_carry_them() {
 
 #[test]
 fn a_run_error_is_a_failure_with_its_code_and_comes_back_whole() {
-    let sent: Vec<Value> = serde_json::from_str(RUN_ERROR).unwrap_or_default();
+    let sent: Vec<Value> = serde_json::from_str(RUN_ERROR).expect("fixture");
     let native = parse(RUN_ERROR);
     let EventBody::Failed(failed) = &native[2] else {
         panic!("RUN_ERROR is stream.failed")
@@ -162,12 +168,8 @@ fn the_renderer_keeps_agui_lifecycle_rules_for_sloppy_publishers() {
         {"type":"RUN_FINISHED","threadId":"th","runId":"ru"}
     ]"#,
     );
-    let types: Vec<String> = agui_out(&native)
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
-        .collect();
     assert_eq!(
-        types,
+        types(&agui_out(&native)),
         [
             "RUN_STARTED",
             "TEXT_MESSAGE_START",
@@ -183,6 +185,65 @@ fn the_renderer_keeps_agui_lifecycle_rules_for_sloppy_publishers() {
             "RUN_FINISHED",
         ]
     );
+}
+
+#[test]
+fn ids_are_never_reopened_and_reasoning_is_closed_before_the_end() {
+    let native = parse(
+        r#"[
+        {"type":"TEXT_MESSAGE_START","messageId":"m1"},
+        {"type":"TEXT_MESSAGE_END","messageId":"m1"},
+        {"type":"TEXT_MESSAGE_CONTENT","messageId":"m1","delta":"late"},
+        {"type":"TEXT_MESSAGE_START","messageId":"m1"},
+        {"type":"TOOL_CALL_START","toolCallId":"c1","toolCallName":"f"},
+        {"type":"TOOL_CALL_END","toolCallId":"c1"},
+        {"type":"TOOL_CALL_ARGS","toolCallId":"c1","delta":"{}"},
+        {"type":"REASONING_START","messageId":"r1"},
+        {"type":"REASONING_MESSAGE_CONTENT","messageId":"r1","delta":"hmm"},
+        {"type":"RUN_FINISHED","threadId":"th","runId":"ru"}
+    ]"#,
+    );
+    assert_eq!(
+        types(&agui_out(&native)),
+        [
+            "RUN_STARTED",
+            "TEXT_MESSAGE_START",
+            "TEXT_MESSAGE_END",
+            "TOOL_CALL_START",
+            "TOOL_CALL_END",
+            "REASONING_START",
+            "REASONING_MESSAGE_START",
+            "REASONING_MESSAGE_CONTENT",
+            "REASONING_MESSAGE_END",
+            "REASONING_END",
+            "RUN_FINISHED",
+        ]
+    );
+}
+
+#[test]
+fn a_custom_event_can_never_pose_as_a_lifecycle_event() {
+    // Publishers cannot send these names; a log written some other way still renders safely.
+    let posing = EventBody::Custom(crate::event::Custom {
+        name: "agui.RUN_FINISHED".into(),
+        value: json!({"threadId": "x", "runId": "y"}),
+        ..Default::default()
+    });
+    let bare_end = EventBody::Completed(crate::event::Completed {
+        extra: serde_json::Map::from_iter([("agui".to_owned(), json!({}))]),
+        ..Default::default()
+    });
+    let out = agui_out(&[posing, bare_end]);
+    assert_eq!(types(&out), ["RUN_STARTED", "CUSTOM", "RUN_FINISHED"]);
+    assert!(out[2]["threadId"].is_string(), "{}", out[2]);
+    let (_, field, _) =
+        refused(json!({"type": "CUSTOM", "name": "agui.RUN_FINISHED", "value": {}}));
+    assert_eq!(field.as_deref(), Some("name"));
+    let (_, field, _) = refused(json!({"type": "custom", "data": {"name": "agui.X", "value": {}}}));
+    assert_eq!(field.as_deref(), Some("data.name"));
+    let (_, field, _) =
+        refused(json!({"type": "stream.completed", "data": {"finish_reason": null, "agui": {}}}));
+    assert_eq!(field.as_deref(), Some("data.agui"));
 }
 
 fn refused(body: Value) -> (usize, Option<String>, String) {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::access::{check_read, shown_token};
 use super::{ApiError, AppState};
-use crate::event::{Format, StreamId};
+use crate::event::{Format, StreamId, StreamKind};
 use crate::relay::SubscriberGuard;
 use crate::sse::{Renderer, ResumePlan, Subscription, plan};
 use crate::store::LogHead;
@@ -68,6 +68,9 @@ pub async fn subscribe(
             "presence=true needs format=native or format=agui".into(),
         ));
     }
+    if head.meta.kind == StreamKind::Agent && !head.status.is_finished() {
+        state.agents.watch(&id);
+    }
     let position = last_event_id(&headers).or(query.last_event_id.filter(|v| !v.is_empty()));
     let options = ReadOptions {
         format,
@@ -108,6 +111,13 @@ pub fn open(
         ResumePlan::From(after) => (after, None),
         ResumePlan::Finished => {
             return Ok(with_stream_id(StatusCode::NO_CONTENT.into_response(), &id));
+        }
+        // A reader with no position on a feed whose window moved on (a late joiner) is told
+        // so where the format can say it; elsewhere it just gets the window.
+        ResumePlan::Reset { after, .. }
+            if options.position.is_none() && !options.strict && !renderer.carries_reset() =>
+        {
+            (after, None)
         }
         ResumePlan::Reset { reset, after } => {
             if options.strict || !renderer.carries_reset() {

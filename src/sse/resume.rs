@@ -54,9 +54,6 @@ impl ResetReason {
 /// Decides where a subscriber starts. `position` is the raw `Last-Event-ID` (or query) value.
 pub fn plan(head: &LogHead, position: Option<&str>) -> ResumePlan {
     let start = head.first_seq.saturating_sub(1);
-    let Some(position) = position else {
-        return ResumePlan::From(start);
-    };
     let reset = |reason| ResumePlan::Reset {
         reset: Reset {
             reason,
@@ -65,6 +62,15 @@ pub fn plan(head: &LogHead, position: Option<&str>) -> ResumePlan {
             status: head.status,
         },
         after: start,
+    };
+    let Some(position) = position else {
+        // "From the start" when the start is gone (a sliding window moved on) is a partial
+        // replay: say so rather than pass it off as the whole stream.
+        return if start > 0 {
+            reset(ResetReason::BeforeWindow)
+        } else {
+            ResumePlan::From(start)
+        };
     };
     let id = match position.trim().parse::<EventId>() {
         Ok(id) => id,
@@ -121,15 +127,16 @@ mod tests {
     }
 
     #[test]
-    fn no_position_reads_from_the_first_retained_event() {
+    fn no_position_reads_from_the_start_or_says_the_start_is_gone() {
         assert_eq!(
             plan(&head(1, 9, StreamStatus::Running), None),
             ResumePlan::From(0)
         );
-        assert_eq!(
-            plan(&head(5, 9, StreamStatus::Running), None),
-            ResumePlan::From(4)
-        );
+        let ResumePlan::Reset { reset, after } = plan(&head(5, 9, StreamStatus::Running), None)
+        else {
+            panic!("a window that moved on is a reset")
+        };
+        assert_eq!((reset.reason, after), (ResetReason::BeforeWindow, 4));
     }
 
     #[test]

@@ -435,3 +435,45 @@ async fn tokens_open_only_their_own_stream_and_only_write_tokens_publish() {
         (409, Some("not_an_agent_stream"))
     );
 }
+
+#[tokio::test]
+async fn a_late_reader_of_a_long_run_is_told_the_start_is_gone_and_gets_the_status_instead() {
+    let mut config = test_config();
+    config.agents.window_events = 5;
+    let app = spawn_app_with(config, None).await;
+    let (id, _, write) = create_agent(&app, json!({"kind": "agent", "state": {"n": 0}})).await;
+    for n in 1..=20 {
+        let patch = json!([{"op": "replace", "path": "/n", "value": n}]);
+        publish_ok(
+            &app,
+            &id,
+            &write,
+            &json!({"type": "STATE_DELTA", "delta": patch}),
+        )
+        .await;
+    }
+    let done = json!({"type": "RUN_FINISHED", "threadId": "t", "runId": "r"});
+    publish_ok(&app, &id, &write, &done).await;
+
+    // The whole state is in the status document, though the log kept only 5 events.
+    let status = app.status(&id).await;
+    assert_eq!(status["aggregate"]["state"], json!({"n": 20}));
+    let native = read_all(&app, &id, "").await;
+    assert_eq!(native[0].event, "reset");
+    let reset: Value = serde_json::from_str(&native[0].data).unwrap();
+    assert_eq!(reset["reason"], "before_window");
+    assert_eq!(native.len(), 1 + 5);
+    let agui = read_all(&app, &id, "?format=agui").await;
+    let first: Vec<Value> = agui
+        .iter()
+        .take(2)
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    assert_eq!(first[0]["type"], "RUN_STARTED");
+    assert_eq!(
+        (first[1]["type"].as_str(), first[1]["name"].as_str()),
+        (Some("CUSTOM"), Some("reset"))
+    );
+    let (code, _) = error_of(app.events(&id, None, "?strict=true").await).await;
+    assert_eq!(code, 410);
+}

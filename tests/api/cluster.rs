@@ -514,3 +514,35 @@ async fn agents_publishing_through_two_instances_share_one_ordered_log_and_state
         );
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
+async fn an_agent_stream_outlives_its_creating_instance_and_still_times_out() {
+    let mut config = test_config();
+    config.store = url();
+    config.redis.key_prefix = fresh_prefix();
+    config.agents.idle_timeout_secs = 0.4;
+    let a = spawn_app_with(config.clone(), None).await;
+    let b = spawn_app_with(config, None).await;
+    let created: Value = a
+        .post("/v1/streams", &json!({"kind": "agent"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // A is redeployed: its idle watch goes with it, and the agent never publishes again.
+    a.stop().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(b.status(&id).await["status"], "running");
+    // A dashboard tailing it on B is enough for B to take the watch over.
+    let events = SseReader::new(b.events(&id, None, "").await)
+        .collect()
+        .await;
+    let last = events.last().unwrap();
+    assert_eq!(last.event, "stream.failed");
+    assert!(last.data.contains("agent_idle_timeout"), "{}", last.data);
+}

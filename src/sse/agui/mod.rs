@@ -4,13 +4,16 @@
 //! publisher sent come back with their names, ids and fields; chat streams get ids made
 //! from the stream id. A resumed reader rebuilds what is open from the events before it.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod ids;
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
 use super::frame::FrameWriter;
 use super::resume::Reset;
 use crate::event::{EventBody, StreamId, StreamKind, Usage};
+use ids::{Ids, Use};
 
 pub struct AguiRenderer {
     stream: String,
@@ -27,9 +30,11 @@ pub struct AguiRenderer {
     /// Tool calls by native index: the AG-UI id, and the upstream id it came with. They stay
     /// open until the run ends, so a late fragment always has somewhere to go.
     tools: BTreeMap<u32, (String, Option<String>)>,
-    /// Messages and tool calls a publisher opened by id and has not closed.
-    open_messages: BTreeSet<String>,
-    open_tools: BTreeSet<String>,
+    /// Messages, tool calls and reasoning (blocks and their messages) a publisher opened.
+    messages_by_id: Ids,
+    tools_by_id: Ids,
+    reasoning_blocks: Ids,
+    reasoning_messages: Ids,
     /// Steps started and not finished, in start order.
     open_steps: Vec<String>,
     usage: Option<Usage>,
@@ -51,6 +56,30 @@ fn typed(kind: &str, fields: &Map<String, Value>) -> Value {
     Value::Object(event)
 }
 
+/// AG-UI types that have a native event: never replayed from a `custom` event, whatever a
+/// publisher put in one, so the lifecycle stays the renderer's to keep.
+fn is_mapped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "RUN_STARTED"
+            | "RUN_FINISHED"
+            | "RUN_ERROR"
+            | "STEP_STARTED"
+            | "STEP_FINISHED"
+            | "TEXT_MESSAGE_START"
+            | "TEXT_MESSAGE_CONTENT"
+            | "TEXT_MESSAGE_END"
+            | "TOOL_CALL_START"
+            | "TOOL_CALL_ARGS"
+            | "TOOL_CALL_END"
+            | "TOOL_CALL_RESULT"
+            | "STATE_SNAPSHOT"
+            | "STATE_DELTA"
+            | "CUSTOM"
+            | "REASONING_MESSAGE_CONTENT"
+    )
+}
+
 fn text_of(map: &Map<String, Value>, key: &str) -> Option<String> {
     map.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -67,8 +96,10 @@ impl AguiRenderer {
             text: BTreeMap::new(),
             reasoning: None,
             tools: BTreeMap::new(),
-            open_messages: BTreeSet::new(),
-            open_tools: BTreeSet::new(),
+            messages_by_id: Ids::default(),
+            tools_by_id: Ids::default(),
+            reasoning_blocks: Ids::default(),
+            reasoning_messages: Ids::default(),
             open_steps: Vec::new(),
             usage: None,
             reset: None,
@@ -150,7 +181,7 @@ impl AguiRenderer {
     fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
         self.close_reasoning(id, out);
         let chat_tools = std::mem::take(&mut self.tools).into_values().map(|t| t.0);
-        for call in chat_tools.chain(std::mem::take(&mut self.open_tools)) {
+        for call in chat_tools.chain(self.tools_by_id.end_all()) {
             Self::send(
                 id,
                 out,
@@ -158,11 +189,22 @@ impl AguiRenderer {
             );
         }
         let chat_messages = std::mem::take(&mut self.text).into_values();
-        for message in chat_messages.chain(std::mem::take(&mut self.open_messages)) {
+        for message in chat_messages.chain(self.messages_by_id.end_all()) {
             Self::send(
                 id,
                 out,
                 &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
+            );
+        }
+        for message in self.reasoning_messages.end_all() {
+            let end = json!({"type": "REASONING_MESSAGE_END", "messageId": message});
+            Self::send(id, out, &end);
+        }
+        for block in self.reasoning_blocks.end_all() {
+            Self::send(
+                id,
+                out,
+                &json!({"type": "REASONING_END", "messageId": block}),
             );
         }
         for step in std::mem::take(&mut self.open_steps).into_iter().rev() {
@@ -204,17 +246,40 @@ impl AguiRenderer {
         extra: &Map<String, Value>,
         out: &mut FrameWriter,
     ) {
-        if !self.open_messages.contains(&message) {
-            Self::send(
+        match self.messages_by_id.using(&message) {
+            Use::Closed => return,
+            Use::NeedsStart => Self::send(
                 id,
                 out,
                 &json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
-            );
-            self.open_messages.insert(message);
+            ),
+            Use::Open => {}
         }
         let mut fields = extra.clone();
         fields.insert("delta".into(), json!(delta));
         Self::send(id, out, &typed("TEXT_MESSAGE_CONTENT", &fields));
+    }
+
+    /// An AG-UI event with no native counterpart (`custom` named `agui.<TYPE>`), as it was
+    /// sent; reasoning blocks and messages are tracked like text messages.
+    fn kept_whole(
+        &mut self,
+        id: &str,
+        kind: &str,
+        fields: &Map<String, Value>,
+        out: &mut FrameWriter,
+    ) {
+        let message = text_of(fields, "messageId").unwrap_or_default();
+        let send = match kind {
+            "REASONING_START" => self.reasoning_blocks.start(&message),
+            "REASONING_END" => self.reasoning_blocks.end(&message),
+            "REASONING_MESSAGE_START" => self.reasoning_messages.start(&message),
+            "REASONING_MESSAGE_END" => self.reasoning_messages.end(&message),
+            _ => true,
+        };
+        if send {
+            Self::send(id, out, &typed(kind, fields));
+        }
     }
 
     /// Sent as a `CUSTOM` event named `reset` right after RUN_STARTED (or, mid-stream when a
@@ -259,22 +324,27 @@ impl AguiRenderer {
             }
             EventBody::TranscriptDelta(d) => self.chat_text(id, 0, &d.text, out),
             EventBody::MessageStarted(m) => {
-                if let Some(message) = text_of(m, "messageId") {
-                    if self.open_messages.insert(message) {
-                        Self::send(id, out, &typed("TEXT_MESSAGE_START", m));
-                    }
+                if text_of(m, "messageId").is_some_and(|m| self.messages_by_id.start(&m)) {
+                    Self::send(id, out, &typed("TEXT_MESSAGE_START", m));
                 }
             }
             EventBody::MessageFinished(m) => {
-                if let Some(message) = text_of(m, "messageId") {
-                    if self.open_messages.remove(&message) {
-                        Self::send(id, out, &typed("TEXT_MESSAGE_END", m));
-                    }
+                if text_of(m, "messageId").is_some_and(|m| self.messages_by_id.end(&m)) {
+                    Self::send(id, out, &typed("TEXT_MESSAGE_END", m));
                 }
             }
             EventBody::ReasoningDelta(r) => {
-                if r.extra.contains_key("messageId") {
-                    // A publisher's reasoning message (it sends its own START/END).
+                if let Some(message) = text_of(&r.extra, "messageId") {
+                    // A publisher's reasoning message.
+                    match self.reasoning_messages.using(&message) {
+                        Use::Closed => return,
+                        Use::NeedsStart => Self::send(
+                            id,
+                            out,
+                            &json!({"type": "REASONING_MESSAGE_START", "messageId": message, "role": "reasoning"}),
+                        ),
+                        Use::Open => {}
+                    }
                     let mut fields = r.extra.clone();
                     fields.insert("delta".into(), json!(r.text));
                     Self::send(id, out, &typed("REASONING_MESSAGE_CONTENT", &fields));
@@ -356,29 +426,28 @@ impl AguiRenderer {
                 }
             }
             EventBody::ToolCallStarted(t) => {
-                if let Some(call) = text_of(t, "toolCallId") {
-                    if self.open_tools.insert(call) {
-                        Self::send(id, out, &typed("TOOL_CALL_START", t));
-                    }
+                if text_of(t, "toolCallId").is_some_and(|c| self.tools_by_id.start(&c)) {
+                    Self::send(id, out, &typed("TOOL_CALL_START", t));
                 }
             }
             EventBody::ToolCallArgs(t) => {
-                if let Some(call) = text_of(t, "toolCallId") {
-                    if self.open_tools.insert(call.clone()) {
-                        Self::send(
-                            id,
-                            out,
-                            &json!({"type": "TOOL_CALL_START", "toolCallId": call, "toolCallName": ""}),
-                        );
-                    }
-                    Self::send(id, out, &typed("TOOL_CALL_ARGS", t));
+                let Some(call) = text_of(t, "toolCallId") else {
+                    return;
+                };
+                match self.tools_by_id.using(&call) {
+                    Use::Closed => return,
+                    Use::NeedsStart => Self::send(
+                        id,
+                        out,
+                        &json!({"type": "TOOL_CALL_START", "toolCallId": call, "toolCallName": ""}),
+                    ),
+                    Use::Open => {}
                 }
+                Self::send(id, out, &typed("TOOL_CALL_ARGS", t));
             }
             EventBody::ToolCallFinished(t) => {
-                if let Some(call) = text_of(t, "toolCallId") {
-                    if self.open_tools.remove(&call) {
-                        Self::send(id, out, &typed("TOOL_CALL_END", t));
-                    }
+                if text_of(t, "toolCallId").is_some_and(|c| self.tools_by_id.end(&c)) {
+                    Self::send(id, out, &typed("TOOL_CALL_END", t));
                 }
             }
             EventBody::ToolCallResult(t) => Self::send(id, out, &typed("TOOL_CALL_RESULT", t)),
@@ -416,21 +485,25 @@ impl AguiRenderer {
                 fields.insert("delta".into(), d.patch.clone());
                 Self::send(id, out, &typed("STATE_DELTA", &fields));
             }
-            EventBody::Custom(c) => match (c.name.strip_prefix("agui."), c.value.as_object()) {
-                // An AG-UI event with no native counterpart, kept whole.
-                (Some(kind), Some(fields)) => Self::send(id, out, &typed(kind, fields)),
-                _ => {
-                    let mut fields = c.extra.clone();
-                    fields.insert("name".into(), json!(c.name));
-                    fields.insert("value".into(), c.value.clone());
-                    Self::send(id, out, &typed("CUSTOM", &fields));
+            EventBody::Custom(c) => {
+                let kept = c.name.strip_prefix("agui.").zip(c.value.as_object());
+                match kept.filter(|(kind, _)| !is_mapped(kind)) {
+                    Some((kind, fields)) => self.kept_whole(id, kind, fields, out),
+                    None => {
+                        let mut fields = c.extra.clone();
+                        fields.insert("name".into(), json!(c.name));
+                        fields.insert("value".into(), c.value.clone());
+                        Self::send(id, out, &typed("CUSTOM", &fields));
+                    }
                 }
-            },
+            }
             EventBody::Usage(u) => self.usage = Some(*u),
             EventBody::TranscriptDone(_) => {}
             EventBody::Completed(c) => {
                 self.close_all(id, out);
-                let finished = if let Some(sent) = c.extra.get("agui").and_then(Value::as_object) {
+                let sent = c.extra.get("agui").and_then(Value::as_object);
+                let sent = sent.filter(|s| s.contains_key("threadId") && s.contains_key("runId"));
+                let finished = if let Some(sent) = sent {
                     // A publisher's RUN_FINISHED, as it sent it.
                     typed("RUN_FINISHED", sent)
                 } else {
@@ -445,7 +518,8 @@ impl AguiRenderer {
                 self.ended = true;
             }
             EventBody::Failed(f) => {
-                let error = match f.extra.get("agui").and_then(Value::as_object) {
+                let sent = f.extra.get("agui").and_then(Value::as_object);
+                let error = match sent.filter(|s| s.contains_key("message")) {
                     Some(sent) => typed("RUN_ERROR", sent),
                     None => {
                         json!({"type": "RUN_ERROR", "message": f.error.message, "code": f.error.code})
