@@ -4,6 +4,9 @@
 //! publisher sent come back with their names, ids and fields; chat streams get ids made
 //! from the stream id. A resumed reader rebuilds what is open from the events before it.
 
+mod agent;
+use agent::is_mapped;
+mod chat;
 mod ids;
 
 use std::collections::BTreeMap;
@@ -54,30 +57,6 @@ fn typed(kind: &str, fields: &Map<String, Value>) -> Value {
     event.insert("type".into(), json!(kind));
     event.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
     Value::Object(event)
-}
-
-/// AG-UI types that have a native event: never replayed from a `custom` event, whatever a
-/// publisher put in one, so the lifecycle stays the renderer's to keep.
-fn is_mapped(kind: &str) -> bool {
-    matches!(
-        kind,
-        "RUN_STARTED"
-            | "RUN_FINISHED"
-            | "RUN_ERROR"
-            | "STEP_STARTED"
-            | "STEP_FINISHED"
-            | "TEXT_MESSAGE_START"
-            | "TEXT_MESSAGE_CONTENT"
-            | "TEXT_MESSAGE_END"
-            | "TOOL_CALL_START"
-            | "TOOL_CALL_ARGS"
-            | "TOOL_CALL_END"
-            | "TOOL_CALL_RESULT"
-            | "STATE_SNAPSHOT"
-            | "STATE_DELTA"
-            | "CUSTOM"
-            | "REASONING_MESSAGE_CONTENT"
-    )
 }
 
 fn text_of(map: &Map<String, Value>, key: &str) -> Option<String> {
@@ -169,15 +148,6 @@ impl AguiRenderer {
         out.frame(None, None, &event.to_string());
     }
 
-    /// Ends the open reasoning message (chat streams), if any.
-    fn close_reasoning(&mut self, id: &str, out: &mut FrameWriter) {
-        if let Some(message) = self.reasoning.take() {
-            for kind in ["REASONING_MESSAGE_END", "REASONING_END"] {
-                Self::send(id, out, &json!({"type": kind, "messageId": message}));
-            }
-        }
-    }
-
     fn close_all(&mut self, id: &str, out: &mut FrameWriter) {
         self.close_reasoning(id, out);
         let chat_tools = std::mem::take(&mut self.tools).into_values().map(|t| t.0);
@@ -209,76 +179,6 @@ impl AguiRenderer {
         }
         for step in std::mem::take(&mut self.open_steps).into_iter().rev() {
             Self::send(id, out, &json!({"type": "STEP_FINISHED", "stepName": step}));
-        }
-    }
-
-    fn chat_text(&mut self, id: &str, choice: u32, delta: &str, out: &mut FrameWriter) {
-        if delta.is_empty() {
-            return;
-        }
-        self.close_reasoning(id, out);
-        let message = match self.text.get(&choice) {
-            Some(message) => message.clone(),
-            None => {
-                let message = self.next_id("m");
-                Self::send(
-                    id,
-                    out,
-                    &json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
-                );
-                self.text.insert(choice, message.clone());
-                message
-            }
-        };
-        Self::send(
-            id,
-            out,
-            &json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": message, "delta": delta}),
-        );
-    }
-
-    /// A publisher's message content: opened first if the publisher did not.
-    fn agent_text(
-        &mut self,
-        id: &str,
-        message: String,
-        delta: &str,
-        extra: &Map<String, Value>,
-        out: &mut FrameWriter,
-    ) {
-        match self.messages_by_id.using(&message) {
-            Use::Closed => return,
-            Use::NeedsStart => Self::send(
-                id,
-                out,
-                &json!({"type": "TEXT_MESSAGE_START", "messageId": message, "role": "assistant"}),
-            ),
-            Use::Open => {}
-        }
-        let mut fields = extra.clone();
-        fields.insert("delta".into(), json!(delta));
-        Self::send(id, out, &typed("TEXT_MESSAGE_CONTENT", &fields));
-    }
-
-    /// An AG-UI event with no native counterpart (`custom` named `agui.<TYPE>`), as it was
-    /// sent; reasoning blocks and messages are tracked like text messages.
-    fn kept_whole(
-        &mut self,
-        id: &str,
-        kind: &str,
-        fields: &Map<String, Value>,
-        out: &mut FrameWriter,
-    ) {
-        let message = text_of(fields, "messageId").unwrap_or_default();
-        let send = match kind {
-            "REASONING_START" => self.reasoning_blocks.start(&message),
-            "REASONING_END" => self.reasoning_blocks.end(&message),
-            "REASONING_MESSAGE_START" => self.reasoning_messages.start(&message),
-            "REASONING_MESSAGE_END" => self.reasoning_messages.end(&message),
-            _ => true,
-        };
-        if send {
-            Self::send(id, out, &typed(kind, fields));
         }
     }
 
@@ -333,98 +233,11 @@ impl AguiRenderer {
                     Self::send(id, out, &typed("TEXT_MESSAGE_END", m));
                 }
             }
-            EventBody::ReasoningDelta(r) => {
-                if let Some(message) = text_of(&r.extra, "messageId") {
-                    // A publisher's reasoning message.
-                    match self.reasoning_messages.using(&message) {
-                        Use::Closed => return,
-                        Use::NeedsStart => Self::send(
-                            id,
-                            out,
-                            &json!({"type": "REASONING_MESSAGE_START", "messageId": message, "role": "reasoning"}),
-                        ),
-                        Use::Open => {}
-                    }
-                    let mut fields = r.extra.clone();
-                    fields.insert("delta".into(), json!(r.text));
-                    Self::send(id, out, &typed("REASONING_MESSAGE_CONTENT", &fields));
-                    return;
-                }
-                for (_, message) in std::mem::take(&mut self.text) {
-                    Self::send(
-                        id,
-                        out,
-                        &json!({"type": "TEXT_MESSAGE_END", "messageId": message}),
-                    );
-                }
-                let message = match &self.reasoning {
-                    Some(message) => message.clone(),
-                    None => {
-                        let message = self.next_id("r");
-                        Self::send(
-                            id,
-                            out,
-                            &json!({"type": "REASONING_START", "messageId": message}),
-                        );
-                        Self::send(
-                            id,
-                            out,
-                            &json!({"type": "REASONING_MESSAGE_START", "messageId": message, "role": "reasoning"}),
-                        );
-                        self.reasoning = Some(message.clone());
-                        message
-                    }
-                };
-                if !r.text.is_empty() {
-                    Self::send(
-                        id,
-                        out,
-                        &json!({"type": "REASONING_MESSAGE_CONTENT", "messageId": message, "delta": r.text}),
-                    );
-                }
-                if let Some(signature) = &r.signature {
-                    Self::send(
-                        id,
-                        out,
-                        &json!({"type": "REASONING_ENCRYPTED_VALUE", "subtype": "message", "entityId": message, "encryptedValue": signature}),
-                    );
-                }
-            }
-            EventBody::ToolCallDelta(call) => {
-                // A delta continues its call unless it names a different call id.
-                let known = self
-                    .tools
-                    .get(&call.index)
-                    .filter(|(_, upstream)| call.id.is_none() || call.id == *upstream);
-                let tool = match known {
-                    Some((tool, _)) => tool.clone(),
-                    None => {
-                        if let Some((old, _)) = self.tools.remove(&call.index) {
-                            Self::send(
-                                id,
-                                out,
-                                &json!({"type": "TOOL_CALL_END", "toolCallId": old}),
-                            );
-                        }
-                        let tool = call.id.clone().unwrap_or_else(|| self.next_id("t"));
-                        let mut start = json!({"type": "TOOL_CALL_START", "toolCallId": tool, "toolCallName": call.name.clone().unwrap_or_default()});
-                        if let Some(parent) = self.text.get(&0) {
-                            start["parentMessageId"] = json!(parent);
-                        }
-                        Self::send(id, out, &start);
-                        self.tools
-                            .insert(call.index, (tool.clone(), call.id.clone()));
-                        tool
-                    }
-                };
-                if !call.arguments.is_empty() {
-                    Self::send(
-                        id,
-                        out,
-                        &json!({"type": "TOOL_CALL_ARGS", "toolCallId": tool, "delta": call.arguments}),
-                    );
-                }
-            }
+            EventBody::ReasoningDelta(r) => match text_of(&r.extra, "messageId") {
+                Some(message) => self.agent_reasoning(id, message, r, out),
+                None => self.chat_reasoning(id, r, out),
+            },
+            EventBody::ToolCallDelta(call) => self.chat_tool_call(id, call, out),
             EventBody::ToolCallStarted(t) => {
                 if text_of(t, "toolCallId").is_some_and(|c| self.tools_by_id.start(&c)) {
                     Self::send(id, out, &typed("TOOL_CALL_START", t));
