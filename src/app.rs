@@ -109,7 +109,7 @@ impl AppState {
             max_line_bytes,
         })?;
         let mut providers = Providers::new()
-            .with(Arc::new(MockProvider))
+            .with(Arc::new(MockProvider::default()))
             .with(Arc::new(openai))
             .with(Arc::new(anthropic))
             .with(Arc::new(gemini));

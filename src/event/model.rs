@@ -229,9 +229,12 @@ pub struct MessageDelta {
     pub extra: Map<String, Value>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Text {
     pub text: String,
+    /// Fields tokenrelay does not interpret (an upstream's `logprobs`, `segment_id`, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// Model reasoning ("thinking"). Anthropic signs each thinking block; the signature travels

@@ -14,8 +14,8 @@ use super::json::ApiJson;
 use super::{ApiError, AppState};
 use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
-use crate::providers::{ChatMessage, ChatRequest, MessageContent, Route};
-use crate::relay::{ChatLaunch, Launched, SubscriberGuard};
+use crate::providers::{ChatMessage, ChatRequest, Job, MessageContent, Route};
+use crate::relay::{Launch, Launched, SubscriberGuard};
 use crate::store::{StoreError, StreamInfo, StreamMeta};
 
 /// Model names are stored with every stream; real ones are far shorter.
@@ -70,10 +70,10 @@ pub async fn launch(
     let request_hash = prepared.meta.request_hash.clone();
     let launched = state
         .relay
-        .start_chat(ChatLaunch {
+        .start(Launch {
             meta: prepared.meta,
             route: prepared.route,
-            request,
+            job: Job::Chat(request),
             idempotency_key: key,
             detach_grace: endpoint.detach_grace,
             attach: endpoint.attach,

@@ -11,6 +11,7 @@ mod lines;
 mod mock;
 mod openai;
 mod registry;
+mod transcription;
 mod upstream;
 
 pub use anthropic::AnthropicProvider;
@@ -20,6 +21,7 @@ pub use lines::{LineError, split_lines};
 pub use mock::{MockModel, MockProvider};
 pub use openai::OpenAiProvider;
 pub use registry::{AliasError, ModelAlias, ModelNotFound, Providers, Resolved, Route};
+pub use transcription::{AudioError, AudioFormat, TranscriptionRequest, WholeAnswer, wav_duration};
 pub use upstream::UpstreamConfig;
 
 use async_trait::async_trait;
@@ -113,6 +115,13 @@ pub enum ProviderEvent {
 
 pub type ProviderStream = BoxStream<'static, Result<ProviderEvent, ProviderError>>;
 
+/// What an upstream call is for.
+#[derive(Clone, Debug)]
+pub enum Job {
+    Chat(ChatRequest),
+    Transcription(TranscriptionRequest),
+}
+
 /// One upstream API.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -132,4 +141,37 @@ pub trait Provider: Send + Sync + 'static {
         model: &str,
         request: &ChatRequest,
     ) -> Result<ProviderStream, ProviderError>;
+
+    /// Whether this provider transcribes audio (`/v1/audio/transcriptions`, live feeds).
+    fn transcribes(&self) -> bool {
+        false
+    }
+
+    /// Streams the transcript of `request.audio`: `transcript.delta` events, then one
+    /// `transcript.done` with the whole text, usage, and the end. An upstream model that
+    /// cannot stream gives just the `transcript.done`.
+    async fn transcribe(
+        &self,
+        _model: &str,
+        _request: &TranscriptionRequest,
+    ) -> Result<ProviderStream, ProviderError> {
+        Err(not_transcribing(self.name()))
+    }
+
+    /// The upstream's whole answer to a non-streaming request, relayed as it is (its JSON,
+    /// text, SRT...).
+    async fn transcribe_whole(
+        &self,
+        _model: &str,
+        _request: &TranscriptionRequest,
+    ) -> Result<WholeAnswer, ProviderError> {
+        Err(not_transcribing(self.name()))
+    }
+}
+
+fn not_transcribing(provider: &str) -> ProviderError {
+    ProviderError::new(
+        ProviderErrorKind::Status(400),
+        format!("provider `{provider}` does not transcribe audio"),
+    )
 }

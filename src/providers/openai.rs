@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::upstream::{Decoder, UpstreamConfig, decode_sse, null_as_default, send};
 use super::{
     ChatRequest, Provider, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream,
-    StreamOptions,
+    StreamOptions, TranscriptionRequest, WholeAnswer,
 };
 use crate::event::{EventBody, MessageDelta, Reasoning, ToolCallDelta, Usage};
 
@@ -73,6 +73,26 @@ impl Provider for OpenAiProvider {
             self.config.max_line_bytes,
             OpenAiDecoder::default(),
         ))
+    }
+
+    fn transcribes(&self) -> bool {
+        true
+    }
+
+    async fn transcribe(
+        &self,
+        model: &str,
+        request: &TranscriptionRequest,
+    ) -> Result<ProviderStream, ProviderError> {
+        self.transcribe_stream(model, request).await
+    }
+
+    async fn transcribe_whole(
+        &self,
+        model: &str,
+        request: &TranscriptionRequest,
+    ) -> Result<WholeAnswer, ProviderError> {
+        self.transcribe_answer(model, request).await
     }
 }
 
@@ -283,6 +303,8 @@ struct WireError {
     #[serde(default)]
     message: Option<String>,
 }
+
+mod transcription;
 
 #[cfg(test)]
 mod tests;

@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn aliases_route_to_their_model_then_their_fallbacks() {
         let providers = Providers::new()
-            .with(Arc::new(MockProvider))
+            .with(Arc::new(MockProvider::default()))
             .with_aliases(&[
                 alias("fast", "5t-0ms", &[]),
                 alias("smart", "default", &["fast", "mock/3t-0ms"]),
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn bad_aliases_are_refused_at_startup() {
-        let mock = || Providers::new().with(Arc::new(MockProvider));
+        let mock = || Providers::new().with(Arc::new(MockProvider::default()));
         let mut wrong = alias("x", "default", &[]);
         wrong.provider = "nope".into();
         assert!(matches!(

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::event::{Epoch, EventBody, StreamId};
-use crate::providers::{ChatRequest, ProviderError, Route};
+use crate::providers::{Job, ProviderError, Route};
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
 
 use producer::Producer;
@@ -35,11 +35,11 @@ pub struct Relay {
     retry: RetryPolicy,
 }
 
-/// A chat generation to start.
-pub struct ChatLaunch {
+/// A generation (chat or transcription) to start.
+pub struct Launch {
     pub meta: StreamMeta,
     pub route: Route,
-    pub request: ChatRequest,
+    pub job: Job,
     pub idempotency_key: Option<String>,
     /// Cancel the generation after this long with no subscriber (`/v1/chat/completions`).
     pub detach_grace: Option<Duration>,
@@ -47,7 +47,7 @@ pub struct ChatLaunch {
     pub attach: bool,
 }
 
-/// What [`Relay::start_chat`] did.
+/// What [`Relay::start`] did.
 pub enum Launched {
     New {
         id: StreamId,
@@ -78,7 +78,7 @@ impl Relay {
         }
     }
 
-    pub async fn start_chat(&self, launch: ChatLaunch) -> Result<Launched, StoreError> {
+    pub async fn start(&self, launch: Launch) -> Result<Launched, StoreError> {
         let id = StreamId::random();
         let meta = launch.meta;
         let created = self
@@ -103,7 +103,7 @@ impl Relay {
             meta: Arc::new(meta),
             route: launch.route,
             retry: self.retry,
-            request: launch.request,
+            job: launch.job,
             timeouts: self.timeouts,
             detach_grace: launch.detach_grace,
             slot: self.registry.producer(&id),

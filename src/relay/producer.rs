@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{Completed, EventBody, Started, StreamId, Usage, unix_millis};
-use crate::providers::{ChatRequest, ProviderError, ProviderErrorKind, ProviderEvent, Route};
+use crate::providers::{Job, ProviderError, ProviderErrorKind, ProviderEvent, Route};
 use crate::store::{EventLog, StoreError, StreamMeta};
 
 use super::registry::ProducerSlot;
@@ -36,7 +36,7 @@ pub(super) struct Producer {
     pub meta: Arc<StreamMeta>,
     pub route: Route,
     pub retry: RetryPolicy,
-    pub request: ChatRequest,
+    pub job: Job,
     pub timeouts: Timeouts,
     /// With a grace window, the stream is cancelled `abandoned` when no subscriber has been
     /// attached (on this instance) for that long.
@@ -101,7 +101,7 @@ impl Producer {
         let connected = route::connect(
             &self.id,
             &self.route,
-            &self.request,
+            &self.job,
             &self.timeouts,
             &self.retry,
         )

@@ -11,7 +11,7 @@ use tokio::time::timeout;
 use super::producer::Timeouts;
 use crate::event::StreamId;
 use crate::providers::{
-    ChatRequest, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, Resolved, Route,
+    Job, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, Resolved, Route,
 };
 
 /// How a candidate is retried before the next one is tried.
@@ -52,7 +52,7 @@ fn worth_retrying(e: &ProviderError) -> bool {
 pub async fn connect(
     id: &StreamId,
     route: &Route,
-    request: &ChatRequest,
+    job: &Job,
     timeouts: &Timeouts,
     retry: &RetryPolicy,
 ) -> Result<Connected, ProviderError> {
@@ -63,7 +63,7 @@ pub async fn connect(
         }
         let mut backoff = retry.backoff;
         for attempt in 0..=retry.max_retries {
-            let e = match first_event(candidate, request, timeouts).await {
+            let e = match first_event(candidate, job, timeouts).await {
                 Ok((stream, first)) => {
                     return Ok(Connected {
                         stream,
@@ -106,14 +106,15 @@ pub async fn connect(
 /// held to the idle timeout instead (a model may think silently for a while).
 async fn first_event(
     candidate: &Resolved,
-    request: &ChatRequest,
+    job: &Job,
     timeouts: &Timeouts,
 ) -> Result<(ProviderStream, ProviderEvent), ProviderError> {
+    let (provider, model) = (&candidate.provider, candidate.upstream_model.as_str());
     let started = async {
-        let mut stream = candidate
-            .provider
-            .chat(&candidate.upstream_model, request)
-            .await?;
+        let mut stream = match job {
+            Job::Chat(request) => provider.chat(model, request).await?,
+            Job::Transcription(request) => provider.transcribe(model, request).await?,
+        };
         let first = stream.next().await;
         Ok::<_, ProviderError>((stream, first))
     };

@@ -22,7 +22,7 @@ use crate::support::chat;
 fn state(config: Config) -> (AppState, MemoryStore) {
     let store = MemoryStore::new(config.limits.store_limits());
     let providers = Providers::new()
-        .with(Arc::new(MockProvider))
+        .with(Arc::new(MockProvider::default()))
         .with(Arc::new(Stalled))
         .with(Arc::new(Panicking));
     (

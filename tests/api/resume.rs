@@ -143,6 +143,7 @@ async fn rule_3_a_position_before_a_sliding_window_gets_reset() {
     for i in 0..30 {
         let delta = EventBody::TranscriptDelta(tokenrelay::event::Text {
             text: format!("w{i} "),
+            ..Default::default()
         });
         app.state.log().append(&id, vec![delta]).await.unwrap();
     }

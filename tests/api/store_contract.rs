@@ -253,6 +253,7 @@ pub async fn a_window_keeps_only_recent_events_and_says_what_was_skipped(log: Ar
     for i in 0..12 {
         let body = EventBody::TranscriptDelta(Text {
             text: format!("{i}"),
+            ..Text::default()
         });
         log.append(&id, vec![body]).await.unwrap();
     }

@@ -2,14 +2,19 @@
 //!
 //! Model names are part of the contract (SPEC §7): `mock/default` is a short answer at a
 //! natural pace; `mock/<N>t-<D>ms` is exactly N tokens `tok1 `, `tok2 `, ... D ms apart, so a
-//! gap or a duplicate is visible in the text.
+//! gap or a duplicate is visible in the text. The same names transcribe (`transcription.rs`).
+
+mod transcription;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::{ChatRequest, MessageContent, Provider, ProviderError, ProviderEvent, ProviderStream};
+use super::{
+    ChatRequest, MessageContent, Provider, ProviderError, ProviderEvent, ProviderStream,
+    TranscriptionRequest, WholeAnswer,
+};
 use crate::event::{EventBody, MessageDelta, Usage};
 
 const DEFAULT_ANSWER: &str = "Hello! This is tokenrelay's mock model. Every word you read \
@@ -67,8 +72,27 @@ impl MockModel {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct MockProvider;
+#[derive(Clone, Debug)]
+pub struct MockProvider {
+    /// How much faster than the audio plays `mock/default` transcribes (1 = real time).
+    transcription_speedup: f64,
+}
+
+impl Default for MockProvider {
+    fn default() -> Self {
+        Self {
+            transcription_speedup: 1.0,
+        }
+    }
+}
+
+impl MockProvider {
+    pub fn with_transcription_speedup(speedup: f64) -> Self {
+        Self {
+            transcription_speedup: speedup,
+        }
+    }
+}
 
 /// A rough prompt size: one token per whitespace-separated word of text content.
 fn prompt_tokens(request: &ChatRequest) -> u64 {
@@ -128,6 +152,26 @@ impl Provider for MockProvider {
             yield Ok(ProviderEvent::Done { finish_reason: Some("stop".to_owned()) });
         };
         Ok(stream.boxed())
+    }
+
+    fn transcribes(&self) -> bool {
+        true
+    }
+
+    async fn transcribe(
+        &self,
+        model: &str,
+        request: &TranscriptionRequest,
+    ) -> Result<ProviderStream, ProviderError> {
+        transcription::stream(model, request, self.transcription_speedup)
+    }
+
+    async fn transcribe_whole(
+        &self,
+        model: &str,
+        request: &TranscriptionRequest,
+    ) -> Result<WholeAnswer, ProviderError> {
+        transcription::whole(model, request)
     }
 }
 
