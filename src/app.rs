@@ -109,7 +109,9 @@ impl AppState {
             max_line_bytes,
         })?;
         let mut providers = Providers::new()
-            .with(Arc::new(MockProvider::default()))
+            .with(Arc::new(MockProvider::with_transcription_speedup(
+                config.transcription.mock_speedup,
+            )))
             .with(Arc::new(openai))
             .with(Arc::new(anthropic))
             .with(Arc::new(gemini));

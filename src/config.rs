@@ -40,6 +40,7 @@ pub struct Config {
     pub redis: Redis,
     pub routing: Routing,
     pub agents: Agents,
+    pub transcription: Transcription,
     /// `[[models]]`: aliases with their upstream and ordered fallbacks.
     pub models: Vec<ModelAlias>,
 }
@@ -55,6 +56,25 @@ pub struct Routing {
     pub max_backoff_ms: u64,
     /// A `retry-after` longer than this skips to the next fallback instead of waiting.
     pub max_retry_after_secs: u64,
+}
+
+/// Transcription: uploads (`/v1/audio/transcriptions`) and live feeds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Transcription {
+    /// Largest upload (the whole multipart body), as OpenAI's API allows.
+    pub max_upload_bytes: usize,
+    /// How much faster than the audio plays `mock/default` transcribes (1 = real time).
+    pub mock_speedup: f64,
+}
+
+impl Default for Transcription {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 25 * 1024 * 1024,
+            mock_speedup: 1.0,
+        }
+    }
 }
 
 /// Agent streams (`POST /v1/streams {"kind":"agent"}`).
@@ -168,6 +188,7 @@ impl Default for Config {
             redis: Redis::default(),
             routing: Routing::default(),
             agents: Agents::default(),
+            transcription: Transcription::default(),
             models: Vec::new(),
         }
     }
@@ -359,6 +380,10 @@ impl Config {
             ),
             ("redis.lease_secs", self.redis.lease_secs),
             ("agents.idle_timeout_secs", self.agents.idle_timeout_secs),
+            (
+                "transcription.mock_speedup",
+                self.transcription.mock_speedup,
+            ),
         ];
         for (name, value) in timeouts {
             if !(0.05..=86_400.0).contains(&value) {

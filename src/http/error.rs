@@ -82,6 +82,8 @@ pub enum ApiError {
     StatePatchFailed { param: String, message: String },
     #[error("too many concurrent publishers on this stream; retry")]
     PublishContended,
+    #[error("{0}")]
+    UnsupportedAudio(String),
     #[error("internal error")]
     Internal,
 }
@@ -124,6 +126,7 @@ impl ApiError {
             Self::TooManyEvents { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_events"),
             Self::StatePatchFailed { .. } => (StatusCode::CONFLICT, "state_patch_failed"),
             Self::PublishContended => (StatusCode::SERVICE_UNAVAILABLE, "publish_contended"),
+            Self::UnsupportedAudio(_) => (StatusCode::BAD_REQUEST, "unsupported_audio"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -138,6 +141,7 @@ impl ApiError {
             Self::ModelNotFound(_) => Some("model"),
             Self::UnsupportedFormat(_) => Some("format"),
             Self::UnsupportedKind(_) => Some("kind"),
+            Self::UnsupportedAudio(_) => Some("file"),
             Self::PromptNotFound(_) | Self::PromptVariableMissing(_) | Self::PromptRender(_) => {
                 Some("prompt")
             }

@@ -10,6 +10,7 @@ mod messages;
 mod meta;
 mod prompts;
 mod streams;
+mod transcriptions;
 
 pub use error::ApiError;
 
@@ -36,6 +37,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 5. `DefaultBodyLimit`: `max_body_bytes`; `ApiJson` turns a breach into 413 `body_too_large`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
+    let upload_limit = state.config.transcription.max_upload_bytes;
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -54,6 +56,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
+        .route(
+            "/v1/audio/transcriptions",
+            post(transcriptions::create).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/v1/streams", post(streams::create))
         .route("/v1/streams/{id}", get(streams::status))
         .route(

@@ -147,6 +147,11 @@ pub trait Provider: Send + Sync + 'static {
         false
     }
 
+    /// Whether it takes audio in this container (checked before anything is started).
+    fn accepts_audio(&self, _format: AudioFormat) -> bool {
+        true
+    }
+
     /// Streams the transcript of `request.audio`: `transcript.delta` events, then one
     /// `transcript.done` with the whole text, usage, and the end. An upstream model that
     /// cannot stream gives just the `transcript.done`.

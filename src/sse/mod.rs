@@ -8,6 +8,7 @@ mod openai;
 mod render;
 mod resume;
 mod subscription;
+mod transcript;
 
 pub use frame::{FrameWriter, KEEPALIVE};
 pub use render::Renderer;

@@ -7,7 +7,8 @@ use super::anthropic::AnthropicRenderer;
 use super::frame::FrameWriter;
 use super::openai::OpenAiRenderer;
 use super::resume::Reset;
-use crate::event::{Epoch, Event, Format, StreamId};
+use super::transcript::TranscriptRenderer;
+use crate::event::{Epoch, Event, Format, StreamId, StreamKind};
 use crate::store::StreamMeta;
 
 pub enum Renderer {
@@ -15,12 +16,17 @@ pub enum Renderer {
     OpenAi(OpenAiRenderer),
     Anthropic(AnthropicRenderer),
     Agui(Box<AguiRenderer>),
+    /// OpenAI's transcription events: `openai` for transcription streams.
+    Transcript(TranscriptRenderer),
 }
 
 impl Renderer {
     pub fn new(format: Format, id: &StreamId, meta: &StreamMeta) -> Self {
         match format {
             Format::Native => Self::Native,
+            Format::OpenAi if meta.kind == StreamKind::Transcription => {
+                Self::Transcript(TranscriptRenderer::default())
+            }
             Format::OpenAi => Self::OpenAi(OpenAiRenderer::new(id, meta)),
             Format::Anthropic => Self::Anthropic(AnthropicRenderer::new(id, meta)),
             Format::Agui => Self::Agui(Box::new(AguiRenderer::new(id, meta.kind))),
@@ -32,7 +38,8 @@ impl Renderer {
     pub fn needs_history(&self) -> bool {
         match self {
             Self::Native | Self::OpenAi(_) => false,
-            Self::Anthropic(_) | Self::Agui(_) => true,
+            // The transcript renderer needs the text so far for a `done` it makes itself.
+            Self::Anthropic(_) | Self::Agui(_) | Self::Transcript(_) => true,
         }
     }
 
@@ -40,7 +47,7 @@ impl Renderer {
     pub fn carries_reset(&self) -> bool {
         match self {
             Self::Native | Self::Agui(_) => true,
-            Self::OpenAi(_) | Self::Anthropic(_) => false,
+            Self::OpenAi(_) | Self::Anthropic(_) | Self::Transcript(_) => false,
         }
     }
 
@@ -52,7 +59,7 @@ impl Renderer {
             }
             // AG-UI wants RUN_STARTED first: the reset follows it.
             Self::Agui(r) => r.reset(id, reset),
-            Self::OpenAi(_) | Self::Anthropic(_) => {}
+            Self::OpenAi(_) | Self::Anthropic(_) | Self::Transcript(_) => {}
         }
     }
 
@@ -63,7 +70,7 @@ impl Renderer {
         match self {
             Self::Native => out.frame(None, Some("presence"), &value.to_string()),
             Self::Agui(r) => r.presence(value, out),
-            Self::OpenAi(_) | Self::Anthropic(_) => {}
+            Self::OpenAi(_) | Self::Anthropic(_) | Self::Transcript(_) => {}
         }
     }
 
@@ -75,6 +82,7 @@ impl Renderer {
             Self::OpenAi(r) => r.event(&id, &event.body, out),
             Self::Anthropic(r) => r.event(&id, &event.body, out),
             Self::Agui(r) => r.event(&id, &event.body, out),
+            Self::Transcript(r) => r.event(&id, &event.body, out),
         }
     }
 }

@@ -18,4 +18,5 @@ mod prompts;
 mod resume;
 mod routing;
 mod store_contract;
+mod transcriptions;
 mod upstream;

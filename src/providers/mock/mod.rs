@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 
 use super::{
-    ChatRequest, MessageContent, Provider, ProviderError, ProviderEvent, ProviderStream,
-    TranscriptionRequest, WholeAnswer,
+    AudioFormat, ChatRequest, MessageContent, Provider, ProviderError, ProviderEvent,
+    ProviderStream, TranscriptionRequest, WholeAnswer,
 };
 use crate::event::{EventBody, MessageDelta, Usage};
 
@@ -156,6 +156,11 @@ impl Provider for MockProvider {
 
     fn transcribes(&self) -> bool {
         true
+    }
+
+    /// Its pacing comes from the WAV header.
+    fn accepts_audio(&self, format: AudioFormat) -> bool {
+        format == AudioFormat::Wav
     }
 
     async fn transcribe(

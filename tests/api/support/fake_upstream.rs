@@ -33,6 +33,8 @@ pub enum Reply {
     Silent,
     /// A content chunk `tok{n} ` every `gap`, forever (until the proxy hangs up).
     Endless { gap: Duration },
+    /// 200 with one JSON body (a model that cannot stream).
+    Json(String),
 }
 
 #[derive(Clone)]
@@ -90,6 +92,7 @@ impl FakeUpstream {
         let app = Router::new()
             .route("/v1/chat/completions", post(answer))
             .route("/v1/messages", post(answer))
+            .route("/v1/audio/transcriptions", post(answer))
             .route("/v1beta/models/{*rest}", post(answer))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,7 +151,9 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     shared.paths.lock().unwrap().push(uri.to_string());
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Multipart (audio) bodies are kept as text, for checks on their fields.
+    let json: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
     shared.requests.lock().unwrap().push((auth, json));
     let reply = {
         let mut replies = shared.replies.lock().unwrap();
@@ -192,6 +197,14 @@ async fn answer(
             }
             guard.finished = true;
         }),
+        Reply::Json(body) => {
+            guard.finished = true;
+            let mut response = Response::new(Body::from(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            return response;
+        }
         Reply::Silent => Body::from_stream(async_stream::stream! {
             let _guard = guard;
             std::future::pending::<()>().await;
