@@ -16,7 +16,7 @@ use crate::prompts::Prompts;
 use crate::providers::{
     AnthropicProvider, GeminiProvider, MockProvider, OpenAiProvider, Providers, UpstreamConfig,
 };
-use crate::relay::{Relay, RetryPolicy, Timeouts};
+use crate::relay::{IdleWatch, Relay, RetryPolicy, Timeouts};
 use crate::store::{EventLog, MemoryStore, RedisConfig, RedisStore};
 
 /// How often finished streams are checked for expiry.
@@ -142,12 +142,12 @@ impl AppState {
             max_retry_after: Duration::from_secs(routing.max_retry_after_secs),
         };
         let shutdown = CancellationToken::new();
-        let agents = Agents::new(
+        let idle = Arc::new(IdleWatch::new(
             Arc::clone(&log),
-            config.agents.settings(),
             tasks.clone(),
             shutdown.clone(),
-        );
+        ));
+        let agents = Agents::new(Arc::clone(&log), config.agents.settings(), idle);
         let relay = Relay::new(log, tasks.clone(), timeouts, retry);
         let prompts = Prompts::load(&config.prompts_dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "no prompt templates");

@@ -66,6 +66,17 @@ pub struct Transcription {
     pub max_upload_bytes: usize,
     /// How much faster than the audio plays `mock/default` transcribes (1 = real time).
     pub mock_speedup: f64,
+    /// Live feeds: the largest audio segment (`POST /v1/streams/{id}/audio`).
+    pub max_segment_bytes: usize,
+    /// Live feeds: the sliding window of events kept for resume.
+    pub window_events: usize,
+    pub window_secs: u64,
+    /// Live feeds: how much of the transcript `GET /v1/streams/{id}` shows (the last chars).
+    pub recent_transcript_chars: usize,
+    /// Live feeds: a feed with no new segment for this long ends `failed` (`feed_idle_timeout`).
+    pub idle_timeout_secs: f64,
+    /// Live feeds: how long a segment sent early waits for the ones before it.
+    pub segment_wait_secs: f64,
 }
 
 impl Default for Transcription {
@@ -73,6 +84,12 @@ impl Default for Transcription {
         Self {
             max_upload_bytes: 25 * 1024 * 1024,
             mock_speedup: 1.0,
+            max_segment_bytes: 1024 * 1024,
+            window_events: 10_000,
+            window_secs: 600,
+            recent_transcript_chars: 4000,
+            idle_timeout_secs: 600.0,
+            segment_wait_secs: 30.0,
         }
     }
 }
@@ -384,6 +401,14 @@ impl Config {
                 "transcription.mock_speedup",
                 self.transcription.mock_speedup,
             ),
+            (
+                "transcription.idle_timeout_secs",
+                self.transcription.idle_timeout_secs,
+            ),
+            (
+                "transcription.segment_wait_secs",
+                self.transcription.segment_wait_secs,
+            ),
         ];
         for (name, value) in timeouts {
             if !(0.05..=86_400.0).contains(&value) {
@@ -396,6 +421,19 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "agents.window_events and agents.window_secs must be at least 1".into(),
             ));
+        }
+        let t = &self.transcription;
+        if t.window_events == 0 || t.window_secs == 0 || t.max_segment_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "transcription.window_events, window_secs and max_segment_bytes must be at least 1"
+                    .into(),
+            ));
+        }
+        if t.recent_transcript_chars > crate::event::TRANSCRIPT_KEPT {
+            return Err(ConfigError::Invalid(format!(
+                "transcription.recent_transcript_chars must be at most {}",
+                crate::event::TRANSCRIPT_KEPT
+            )));
         }
         if self.agents.max_batch_events == 0 {
             return Err(ConfigError::Invalid(

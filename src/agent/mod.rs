@@ -4,29 +4,22 @@
 //! state, `idle` ends streams whose publisher went quiet.
 
 mod agui;
-mod idle;
 mod input;
 mod publish;
 
 pub use agui::is_agui_type;
-pub use idle::watch_idle;
+
 pub use input::{Batch, BatchError, FieldError, parse_batch};
 pub use publish::{PublishError, Published, Publisher};
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::event::{EventBody, Started, StateSnapshot, StreamId};
+use crate::relay::IdleWatch;
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// How agent streams behave (`[agents]` in the config).
 #[derive(Clone, Debug)]
@@ -44,27 +37,16 @@ pub struct AgentSettings {
 pub struct Agents {
     log: Arc<dyn EventLog>,
     publisher: Publisher,
-    tasks: TaskTracker,
-    stop: CancellationToken,
-    /// Streams whose idle timeout this instance watches.
-    watching: Arc<Mutex<HashSet<StreamId>>>,
+    idle: Arc<IdleWatch>,
     pub settings: AgentSettings,
 }
 
 impl Agents {
-    /// `tasks` runs each stream's idle watch; `stop` ends them (at shutdown).
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        settings: AgentSettings,
-        tasks: TaskTracker,
-        stop: CancellationToken,
-    ) -> Self {
+    pub fn new(log: Arc<dyn EventLog>, settings: AgentSettings, idle: Arc<IdleWatch>) -> Self {
         Self {
             publisher: Publisher::new(Arc::clone(&log)),
             log,
-            tasks,
-            stop,
-            watching: Arc::default(),
+            idle,
             settings,
         }
     }
@@ -73,19 +55,8 @@ impl Agents {
     /// create, publish and subscribe, so a stream whose creating instance restarted is
     /// watched again as soon as anyone uses it.
     pub fn watch(&self, id: &StreamId) {
-        if self.stop.is_cancelled() || !lock(&self.watching).insert(id.clone()) {
-            return;
-        }
-        let (log, idle, stop) = (
-            Arc::clone(&self.log),
-            self.settings.idle_timeout,
-            self.stop.clone(),
-        );
-        let (watching, id) = (Arc::clone(&self.watching), id.clone());
-        self.tasks.spawn(async move {
-            watch_idle(log, id.clone(), idle, stop).await;
-            lock(&watching).remove(&id);
-        });
+        self.idle
+            .watch(id, self.settings.idle_timeout, "agent_idle_timeout");
     }
 
     /// Creates the stream (or finds the one `key` names), appends `stream.started` and the

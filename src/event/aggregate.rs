@@ -19,8 +19,12 @@ pub struct Aggregate {
     pub reasoning_signature: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// The transcript; a live feed keeps only its last [`TRANSCRIPT_KEPT`] bytes here.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub transcript: String,
+    /// Live feeds: how many audio segments have been transcribed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub segments: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +57,28 @@ pub struct AgentMessage {
     pub role: String,
     pub content: String,
     pub finished: bool,
+}
+
+/// The most of a transcript an aggregate holds: a live feed runs for hours, and its status
+/// shows the recent part.
+pub const TRANSCRIPT_KEPT: usize = 16 * 1024;
+
+/// The `custom` event that closes one transcribed audio segment of a live feed.
+pub const SEGMENT_MARKER: &str = "transcription.segment";
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Drops the front of `text` so that at most `max` bytes remain, at a character boundary.
+pub fn keep_tail(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut cut = text.len() - max;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text.drain(..cut);
+    }
 }
 
 /// Why a state operation does not apply.
@@ -188,8 +214,15 @@ impl Aggregate {
                 }
                 call.arguments.push_str(&d.arguments);
             }
-            EventBody::TranscriptDelta(d) => self.transcript.push_str(&d.text),
-            EventBody::TranscriptDone(d) => self.transcript.clone_from(&d.text),
+            EventBody::TranscriptDelta(d) => {
+                self.transcript.push_str(&d.text);
+                keep_tail(&mut self.transcript, TRANSCRIPT_KEPT);
+            }
+            EventBody::TranscriptDone(d) => {
+                self.transcript.clone_from(&d.text);
+                keep_tail(&mut self.transcript, TRANSCRIPT_KEPT);
+            }
+            EventBody::Custom(c) if c.name == SEGMENT_MARKER => self.segments += 1,
             EventBody::Usage(u) => self.usage = Some(*u),
             EventBody::Completed(c) => {
                 self.finish_reason.clone_from(&c.finish_reason);

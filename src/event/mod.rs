@@ -5,7 +5,7 @@ mod id;
 mod model;
 pub mod token;
 
-pub use aggregate::{Aggregate, ChoiceText, ToolCall};
+pub use aggregate::{Aggregate, ChoiceText, SEGMENT_MARKER, TRANSCRIPT_KEPT, ToolCall, keep_tail};
 pub use id::{BadEventId, BadStreamId, Epoch, EventId, StreamId};
 pub use model::{
     Cancelled, Completed, Custom, ErrorInfo, Event, EventBody, Failed, MessageDelta, Reasoning,

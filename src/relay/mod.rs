@@ -1,10 +1,12 @@
 //! Running streams: creating a stream's log, starting its producer as a tracked task, and the
 //! per-instance registry used to cancel producers and count subscribers.
 
+mod idle;
 mod producer;
 mod registry;
 mod route;
 
+pub use idle::{IdleWatch, watch_idle};
 pub use producer::Timeouts;
 pub use registry::{Registry, SubscriberGuard};
 pub use route::RetryPolicy;

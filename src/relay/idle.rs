@@ -1,6 +1,11 @@
-//! Ends agent streams whose publisher went quiet: no new event for `idle` means the agent is
-//! gone, and its watchers get a terminal `stream.failed` (`agent_idle_timeout`) instead of
-//! waiting forever.
+//! Ends streams fed from outside (agents' publishes, live feeds' audio) whose writer went
+//! quiet: no new event for `idle` means it is gone, and the watchers get a terminal
+//! `stream.failed` instead of waiting forever.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use tokio_util::task::TaskTracker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +19,53 @@ use crate::store::{EventLog, StoreError};
 /// Checks per idle period: the stream ends at most `idle / CHECKS` after its deadline.
 const CHECKS: u32 = 8;
 
-/// Watches `id` until it finishes, ends it after `idle` without a new event, or `stop`.
-/// Progress is read from the log (any instance's publishes count), timed on this clock.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The idle watches this instance runs, one per stream at most.
+pub struct IdleWatch {
+    log: Arc<dyn EventLog>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    watching: Arc<Mutex<HashSet<StreamId>>>,
+}
+
+impl IdleWatch {
+    /// `tasks` runs the watches; `stop` ends them (at shutdown) without ending the streams.
+    pub fn new(log: Arc<dyn EventLog>, tasks: TaskTracker, stop: CancellationToken) -> Self {
+        Self {
+            log,
+            tasks,
+            stop,
+            watching: Arc::default(),
+        }
+    }
+
+    /// Starts watching `id` here unless this instance already does. Called on every write
+    /// and subscription, so a stream whose creating instance restarted is watched again as
+    /// soon as anyone uses it.
+    pub fn watch(&self, id: &StreamId, idle: Duration, code: &'static str) {
+        if self.stop.is_cancelled() || !lock(&self.watching).insert(id.clone()) {
+            return;
+        }
+        let (log, stop) = (Arc::clone(&self.log), self.stop.clone());
+        let (watching, id) = (Arc::clone(&self.watching), id.clone());
+        self.tasks.spawn(async move {
+            watch_idle(log, id.clone(), idle, code, stop).await;
+            lock(&watching).remove(&id);
+        });
+    }
+}
+
+/// Watches `id` until it finishes, ends it `failed` with `code` after `idle` without a new
+/// event, or `stop`. Progress is read from the log (any instance's writes count), timed on
+/// this clock.
 pub async fn watch_idle(
     log: Arc<dyn EventLog>,
     id: StreamId,
     idle: Duration,
+    code: &'static str,
     stop: CancellationToken,
 ) {
     let tick = idle / CHECKS;
@@ -45,12 +91,12 @@ pub async fn watch_idle(
             continue;
         }
         if since.elapsed() >= idle {
-            let message = format!("no event was published for {} s", idle.as_secs());
-            let failed = EventBody::failed("agent_idle_timeout", message, false);
+            let message = format!("nothing new was written for {} s", idle.as_secs());
+            let failed = EventBody::failed(code, message, false);
             // Only if nothing was published since the check: a publish that just got its ids
             // must not be followed by the stream failing for silence.
             match log.append_at(&id, vec![failed], head.last_seq).await {
-                Ok(_) => tracing::info!(stream_id = %id, "agent stream ended: idle"),
+                Ok(_) => tracing::info!(stream_id = %id, code, "stream ended: idle"),
                 Err(StoreError::Conflict) => {
                     seen = None;
                     continue;
@@ -99,7 +145,8 @@ mod tests {
         log.create(agent(&id)).await.ok();
         let stop = CancellationToken::new();
         let idle = Duration::from_secs(600);
-        let watch = tokio::spawn(watch_idle(Arc::clone(&log), id.clone(), idle, stop));
+        let code = "agent_idle_timeout";
+        let watch = tokio::spawn(watch_idle(Arc::clone(&log), id.clone(), idle, code, stop));
         tokio::time::sleep(Duration::from_secs(500)).await;
         let tick = EventBody::Custom(Custom {
             name: "tick".into(),
@@ -124,7 +171,14 @@ mod tests {
         log.create(agent(&id)).await.ok();
         let stop = CancellationToken::new();
         let idle = Duration::from_secs(600);
-        let watch = tokio::spawn(watch_idle(Arc::clone(&log), id.clone(), idle, stop.clone()));
+        let code = "agent_idle_timeout";
+        let watch = tokio::spawn(watch_idle(
+            Arc::clone(&log),
+            id.clone(),
+            idle,
+            code,
+            stop.clone(),
+        ));
         tokio::time::sleep(Duration::from_secs(100)).await;
         stop.cancel();
         assert!(watch.await.is_ok());
