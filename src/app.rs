@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::agent::Agents;
 use crate::config::{Config, Secrets, secs};
+use crate::feed::Feeds;
 use crate::prompts::Prompts;
 use crate::providers::{
     AnthropicProvider, GeminiProvider, MockProvider, OpenAiProvider, Providers, UpstreamConfig,
@@ -35,6 +36,7 @@ pub struct Inner {
     pub config: Config,
     pub relay: Relay,
     pub agents: Agents,
+    pub feeds: Feeds,
     pub providers: Providers,
     pub prompts: Prompts,
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
@@ -147,7 +149,18 @@ impl AppState {
             tasks.clone(),
             shutdown.clone(),
         ));
-        let agents = Agents::new(Arc::clone(&log), config.agents.settings(), idle);
+        let agents = Agents::new(
+            Arc::clone(&log),
+            config.agents.settings(),
+            Arc::clone(&idle),
+        );
+        let feeds = Feeds::new(
+            Arc::clone(&log),
+            idle,
+            timeouts,
+            retry,
+            config.transcription.feed_settings(),
+        );
         let relay = Relay::new(log, tasks.clone(), timeouts, retry);
         let prompts = Prompts::load(&config.prompts_dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "no prompt templates");
@@ -157,6 +170,7 @@ impl AppState {
             config,
             relay,
             agents,
+            feeds,
             providers,
             prompts,
             shutdown,

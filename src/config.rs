@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::agent::AgentSettings;
+use crate::feed::FeedSettings;
 use crate::providers::ModelAlias;
 use crate::store::StoreLimits;
 
@@ -77,6 +78,17 @@ pub struct Transcription {
     pub idle_timeout_secs: f64,
     /// Live feeds: how long a segment sent early waits for the ones before it.
     pub segment_wait_secs: f64,
+}
+
+impl Transcription {
+    pub fn feed_settings(&self) -> FeedSettings {
+        FeedSettings {
+            window_events: self.window_events,
+            window_age: Duration::from_secs(self.window_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
+            segment_wait: secs(self.segment_wait_secs),
+        }
+    }
 }
 
 impl Default for Transcription {

@@ -6,7 +6,8 @@
 //! - [`providers`]: the [`providers::Provider`] seam: `mock`, `openai`, `anthropic`, `gemini`,
 //!   and model routing with fallbacks.
 //! - [`relay`]: producer tasks (one per generation) and the per-instance registry.
-//! - [`agent`]: agent streams: publish checks (native and AG-UI), state, idle timeout.
+//! - [`agent`]: agent streams: publish checks (native and AG-UI), state.
+//! - [`feed`]: live transcription feeds: audio segments in order, once, on any instance.
 //! - [`sse`]: SSE framing, resume plans, and the renderers of every client format.
 //! - [`http`]: the routes and the error boundary; [`app`] assembles it all and serves.
 //! - [`prompts`], [`config`], [`cli`]: templates, settings, the command line.
@@ -19,6 +20,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod event;
+pub mod feed;
 pub mod http;
 pub mod prompts;
 pub mod providers;

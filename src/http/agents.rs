@@ -79,6 +79,7 @@ pub async fn create(
         read_token_hash: read.hash,
         write_token_hash: write.hash,
         request_hash: request_hash.clone(),
+        feed: None,
     };
     let id = StreamId::random();
     let created = state

@@ -164,6 +164,7 @@ fn prepare(
         read_token_hash: tokens.read.hash.clone(),
         write_token_hash: tokens.write.hash.clone(),
         request_hash,
+        feed: None,
     };
     Ok((Prepared { meta, route }, tokens))
 }

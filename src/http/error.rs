@@ -22,7 +22,7 @@ pub enum ApiError {
     MissingField { param: String, message: String },
     #[error("`messages` must contain at least one message")]
     EmptyMessages,
-    #[error("stream kind `{0}` is not supported; use `chat` or `agent`")]
+    #[error("stream kind `{0}` is not supported; use `chat`, `agent` or `transcription`")]
     UnsupportedKind(String),
     #[error("`Idempotency-Key` must be 1 to 255 visible ASCII characters")]
     InvalidIdempotencyKey,
@@ -84,6 +84,12 @@ pub enum ApiError {
     PublishContended,
     #[error("{0}")]
     UnsupportedAudio(String),
+    #[error("only live transcription feeds take audio segments")]
+    NotAFeed,
+    #[error("segment {got} came before segment {expected}; send segments in order")]
+    SegmentOutOfOrder { expected: u64, got: u64 },
+    #[error("this segment (or the one before it) is still being transcribed; retry")]
+    SegmentInProgress,
     #[error("internal error")]
     Internal,
 }
@@ -127,6 +133,9 @@ impl ApiError {
             Self::StatePatchFailed { .. } => (StatusCode::CONFLICT, "state_patch_failed"),
             Self::PublishContended => (StatusCode::SERVICE_UNAVAILABLE, "publish_contended"),
             Self::UnsupportedAudio(_) => (StatusCode::BAD_REQUEST, "unsupported_audio"),
+            Self::NotAFeed => (StatusCode::CONFLICT, "not_a_feed"),
+            Self::SegmentOutOfOrder { .. } => (StatusCode::CONFLICT, "segment_out_of_order"),
+            Self::SegmentInProgress => (StatusCode::CONFLICT, "segment_in_progress"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -142,6 +151,7 @@ impl ApiError {
             Self::UnsupportedFormat(_) => Some("format"),
             Self::UnsupportedKind(_) => Some("kind"),
             Self::UnsupportedAudio(_) => Some("file"),
+            Self::SegmentOutOfOrder { .. } => Some("segment"),
             Self::PromptNotFound(_) | Self::PromptVariableMissing(_) | Self::PromptRender(_) => {
                 Some("prompt")
             }

@@ -68,8 +68,12 @@ pub async fn subscribe(
             "presence=true needs format=native or format=agui".into(),
         ));
     }
-    if head.meta.kind == StreamKind::Agent && !head.status.is_finished() {
-        state.agents.watch(&id);
+    if !head.status.is_finished() {
+        if head.meta.kind == StreamKind::Agent {
+            state.agents.watch(&id);
+        } else if head.meta.feed.is_some() {
+            state.feeds.watch(&id);
+        }
     }
     let position = last_event_id(&headers).or(query.last_event_id.filter(|v| !v.is_empty()));
     let options = ReadOptions {

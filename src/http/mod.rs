@@ -5,6 +5,7 @@ mod agents;
 mod chat;
 mod error;
 mod events;
+mod feeds;
 mod json;
 mod messages;
 mod meta;
@@ -38,6 +39,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let upload_limit = state.config.transcription.max_upload_bytes;
+    let segment_limit = state.config.transcription.max_segment_bytes;
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
@@ -67,6 +69,11 @@ pub fn router(state: AppState) -> Router {
             get(events::subscribe).post(agents::publish),
         )
         .route("/v1/streams/{id}/cancel", post(streams::cancel))
+        .route(
+            "/v1/streams/{id}/audio",
+            post(feeds::audio).layer(DefaultBodyLimit::max(segment_limit)),
+        )
+        .route("/v1/streams/{id}/finish", post(feeds::finish))
         .route("/v1/models", get(meta::models))
         .route("/v1/prompts", get(prompts::list))
         .route("/v1/prompts/{name}", get(prompts::get))

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{TokenQuery, check_read, check_write, shown_token};
-use super::agents;
 use super::chat::{Endpoint, launch};
 use super::events::with_stream_id;
 use super::json::{ApiJson, from_value};
 use super::{ApiError, AppState};
+use super::{agents, feeds};
 use crate::event::{EventId, Format, StreamId};
 use crate::providers::ChatRequest;
 use crate::relay::Launched;
@@ -36,19 +36,21 @@ pub async fn create(
         Some(_) => {
             return Err(ApiError::InvalidField {
                 param: "kind".into(),
-                message: "`kind` must be a string: `chat` or `agent`".into(),
+                message: "`kind` must be a string: `chat`, `agent` or `transcription`".into(),
             });
         }
         None => {
             return Err(ApiError::MissingField {
                 param: "kind".into(),
-                message: "missing required field `kind` (`chat` or `agent`)".into(),
+                message: "missing required field `kind` (`chat`, `agent` or `transcription`)"
+                    .into(),
             });
         }
     };
     match kind.as_str() {
         "chat" => create_chat(&state, &headers, from_value(body)?).await,
         "agent" => agents::create(&state, &headers, body).await,
+        "transcription" => feeds::create(&state, &headers, body).await,
         other => Err(ApiError::UnsupportedKind(other.chars().take(40).collect())),
     }
 }
@@ -132,6 +134,15 @@ pub fn describe(state: &AppState, info: &StreamInfo) -> Value {
     let meta = &head.meta;
     let last_event_id =
         (head.last_seq > 0).then(|| EventId::new(&head.epoch, head.last_seq).to_string());
+    // A live feed shows its recent transcript only (it may run for hours).
+    let mut aggregate = info.aggregate.clone();
+    if meta.feed.is_some() {
+        let keep = state.config.transcription.recent_transcript_chars;
+        let chars = aggregate.transcript.chars().count();
+        if chars > keep {
+            aggregate.transcript = aggregate.transcript.chars().skip(chars - keep).collect();
+        }
+    }
     json!({
         "id": info.id,
         "object": "stream",
@@ -147,6 +158,6 @@ pub fn describe(state: &AppState, info: &StreamInfo) -> Value {
         "events_available": info.log_available,
         "usage": info.aggregate.usage,
         "subscribers": state.relay.registry.subscribers(&info.id),
-        "aggregate": info.aggregate,
+        "aggregate": aggregate,
     })
 }

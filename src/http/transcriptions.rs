@@ -214,6 +214,7 @@ async fn answer(
         read_token_hash: read_token.hash,
         write_token_hash: write_token.hash,
         request_hash: request_hash.clone(),
+        feed: None,
     };
     let launched = state
         .relay

@@ -9,7 +9,7 @@ mod route;
 pub use idle::{IdleWatch, watch_idle};
 pub use producer::Timeouts;
 pub use registry::{Registry, SubscriberGuard};
-pub use route::RetryPolicy;
+pub use route::{Connected, RetryPolicy, connect};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -153,6 +153,7 @@ mod tests {
             read_token_hash: String::new(),
             write_token_hash: String::new(),
             request_hash: String::new(),
+            feed: None,
             choices: 1,
         }
     }

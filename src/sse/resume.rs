@@ -114,6 +114,7 @@ mod tests {
                 read_token_hash: String::new(),
                 write_token_hash: String::new(),
                 request_hash: String::new(),
+                feed: None,
                 choices: 1,
             }),
         }

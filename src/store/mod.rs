@@ -47,6 +47,17 @@ pub struct StreamMeta {
     /// SHA-256 (hex) of the creating request, so a reused idempotency key with a different
     /// request is recognised.
     pub request_hash: String,
+    /// Live transcription feeds: what each segment's upstream call carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<FeedMeta>,
+}
+
+/// A live feed's settings, fixed when it is created.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedMeta {
+    /// Form fields for every segment's transcription call (`language`, `prompt`, ...).
+    #[serde(default)]
+    pub fields: Vec<(String, String)>,
 }
 
 fn one() -> u32 {
@@ -69,6 +80,7 @@ impl StreamMeta {
             read_token_hash: String::new(),
             write_token_hash: String::new(),
             request_hash: String::new(),
+            feed: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod support;
 mod agents;
 mod cluster;
 mod errors;
+mod feeds;
 mod formats;
 mod lifecycle;
 mod limits;

@@ -123,6 +123,7 @@ async fn rule_3_a_position_before_a_sliding_window_gets_reset() {
         read_token_hash: String::new(),
         write_token_hash: String::new(),
         request_hash: String::new(),
+        feed: None,
         choices: 1,
     };
     let window = Retention::Window {

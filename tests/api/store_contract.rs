@@ -27,6 +27,7 @@ fn meta(owner: &str) -> StreamMeta {
         read_token_hash: "r".into(),
         write_token_hash: "w".into(),
         request_hash: String::new(),
+        feed: None,
         choices: 1,
     }
 }

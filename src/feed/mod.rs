@@ -1,0 +1,127 @@
+//! Live transcription feeds: one audio source sends numbered segments, each is transcribed
+//! upstream in order and its words appended as they come, and any number of viewers follow
+//! the transcript with resume. `segment` owns the order (a segment runs only after the one
+//! before it, once, on any instance); this file creates and finishes feeds.
+
+mod segment;
+
+pub use segment::{FeedError, SegmentOutcome};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::{Completed, EventBody, Started, StreamId};
+use crate::relay::{IdleWatch, RetryPolicy, Timeouts};
+use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+
+/// How feeds behave (`[transcription]` in the config).
+#[derive(Clone, Debug)]
+pub struct FeedSettings {
+    pub window_events: usize,
+    pub window_age: Duration,
+    /// A feed with no new segment for this long ends `feed_idle_timeout`.
+    pub idle_timeout: Duration,
+    /// How long a segment that came early waits for the ones before it.
+    pub segment_wait: Duration,
+}
+
+pub struct Feeds {
+    log: Arc<dyn EventLog>,
+    idle: Arc<IdleWatch>,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
+    turns: segment::Turns,
+    pub settings: FeedSettings,
+}
+
+impl Feeds {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        idle: Arc<IdleWatch>,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        settings: FeedSettings,
+    ) -> Self {
+        Self {
+            log,
+            idle,
+            timeouts,
+            retry,
+            turns: segment::Turns::default(),
+            settings,
+        }
+    }
+
+    /// Starts (or continues) the idle watch of a feed on this instance.
+    pub fn watch(&self, id: &StreamId) {
+        self.idle
+            .watch(id, self.settings.idle_timeout, "feed_idle_timeout");
+    }
+
+    /// Creates the feed (or finds the one `key` names) and appends `stream.started`.
+    pub async fn create(
+        &self,
+        id: StreamId,
+        meta: StreamMeta,
+        key: Option<String>,
+    ) -> Result<Created, StoreError> {
+        let started = EventBody::Started(Started {
+            stream_id: id.to_string(),
+            kind: meta.kind,
+            model: meta.model.clone(),
+            provider: meta.provider.clone(),
+            created_at: meta.created_at,
+        });
+        let created = self
+            .log
+            .create(NewStream {
+                id: id.clone(),
+                meta,
+                retention: Retention::Window {
+                    max_events: self.settings.window_events,
+                    max_age: self.settings.window_age,
+                },
+                idempotency_key: key,
+                leased: false,
+            })
+            .await?;
+        if matches!(created, Created::New { .. }) {
+            if let Err(e) = self.log.append_at(&id, vec![started], 0).await {
+                let failed = EventBody::failed("internal_error", "the feed could not start", true);
+                let _ = self.log.finish(&id, failed).await;
+                return Err(e);
+            }
+            self.watch(&id);
+            tracing::info!(stream_id = %id, "live feed created");
+        }
+        Ok(created)
+    }
+
+    /// Ends the feed `completed` once the segment in progress (if any) is done. Idempotent.
+    pub async fn finish(&self, id: &StreamId) -> Result<(), FeedError> {
+        let _turn = self.turn(id).await?;
+        let deadline = tokio::time::Instant::now() + self.settings.segment_wait;
+        loop {
+            let at = self.position(id).await?;
+            if at.finished {
+                return Ok(());
+            }
+            if at.in_progress {
+                if !self.wait_for_change(id, at.last_seq, deadline).await? {
+                    return Err(FeedError::InProgress);
+                }
+                continue;
+            }
+            let done = EventBody::Completed(Completed {
+                finish_reason: None,
+                usage: at.usage,
+                ..Completed::default()
+            });
+            match self.log.append_at(id, vec![done], at.last_seq).await {
+                Ok(_) | Err(StoreError::Finished) => return Ok(()),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}

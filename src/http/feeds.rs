@@ -1,0 +1,234 @@
+//! Live transcription feeds over HTTP: create (`POST /v1/streams {"kind":"transcription"}`),
+//! send a segment (`POST /v1/streams/{id}/audio?segment=N`, the WAV bytes as the body), and
+//! finish (`POST /v1/streams/{id}/finish`).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::{check_write, shown_token};
+use super::chat::{ANONYMOUS, idempotency_key};
+use super::events::with_stream_id;
+use super::json::from_value;
+use super::streams::describe;
+use super::transcriptions::transcription_route;
+use super::{ApiError, AppState};
+use crate::event::token::{hash, mint};
+use crate::event::{Format, StreamId, StreamKind, unix_millis};
+use crate::feed::{FeedError, SegmentOutcome};
+use crate::providers::{AudioFormat, TranscriptionRequest, wav_duration};
+use crate::store::{Created, FeedMeta, StreamInfo, StreamMeta};
+
+/// The body of `POST /v1/streams` for a live feed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFeed {
+    model: String,
+    /// Passed with every segment to the upstream.
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    /// The format viewers get without `?format=`: `native` (default) or `openai`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+pub async fn create(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Value,
+) -> Result<Response, ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let request_hash = hash(&body.to_string());
+    let mut body = body;
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("kind");
+    }
+    let body: CreateFeed = from_value(body)?;
+    let route = state.providers.route(&body.model)?;
+    if !route.candidates.iter().any(|c| c.provider.transcribes()) {
+        return Err(ApiError::InvalidField {
+            param: "model".into(),
+            message: format!(
+                "model `{}` does not transcribe audio",
+                body.model.chars().take(200).collect::<String>()
+            ),
+        });
+    }
+    let format = match body.format.as_deref() {
+        None => Format::Native,
+        Some(name) => {
+            Format::parse(name).ok_or_else(|| ApiError::UnsupportedFormat(name.into()))?
+        }
+    };
+    let mut fields = Vec::new();
+    if let Some(language) = body.language {
+        fields.push(("language".to_owned(), language));
+    }
+    if let Some(prompt) = body.prompt {
+        fields.push(("prompt".to_owned(), prompt));
+    }
+    if let Some(temperature) = body.temperature {
+        fields.push(("temperature".to_owned(), temperature.to_string()));
+    }
+    let key = idempotency_key(headers, "streams.transcription")?;
+    let (read, write) = (mint("rt_"), mint("wt_"));
+    let meta = StreamMeta {
+        kind: StreamKind::Transcription,
+        model: body.model,
+        provider: route.primary().provider.name().to_owned(),
+        owner: ANONYMOUS.into(),
+        created_at: unix_millis() / 1000,
+        format,
+        include_usage: true,
+        choices: 1,
+        read_token_hash: read.hash,
+        write_token_hash: write.hash,
+        request_hash: request_hash.clone(),
+        feed: Some(FeedMeta { fields }),
+    };
+    let id = StreamId::random();
+    let created = state.feeds.create(id.clone(), meta, key).await?;
+    let (id, status, tokens) = match created {
+        Created::New { .. } => (id, StatusCode::CREATED, Some((read.token, write.token))),
+        Created::Existing(existing) => (existing, StatusCode::OK, None),
+    };
+    let info = state.log().info(&id).await?;
+    if status == StatusCode::OK && info.head.meta.request_hash != request_hash {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let mut answer = describe(state, &info);
+    answer["events_url"] = json!(format!("/v1/streams/{id}/events"));
+    answer["audio_url"] = json!(format!("/v1/streams/{id}/audio"));
+    answer["finish_url"] = json!(format!("/v1/streams/{id}/finish"));
+    answer["read_token"] = json!(tokens.as_ref().map(|t| &t.0));
+    answer["write_token"] = json!(tokens.as_ref().map(|t| &t.1));
+    Ok(with_stream_id((status, Json(answer)).into_response(), &id))
+}
+
+#[derive(Deserialize)]
+pub struct AudioQuery {
+    segment: Option<String>,
+    token: Option<String>,
+}
+
+/// The feed, if the shown token may write to it.
+async fn writable_feed(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<(StreamId, StreamInfo), ApiError> {
+    let token = shown_token(headers, token);
+    if token.is_none() {
+        return Err(ApiError::MissingToken);
+    }
+    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    let info = state.log().info(&id).await?;
+    check_write(&info.head.meta, token.as_deref())?;
+    if info.head.meta.feed.is_none() {
+        return Err(ApiError::NotAFeed);
+    }
+    Ok((id, info))
+}
+
+fn feed_error(e: FeedError) -> ApiError {
+    match e {
+        FeedError::NotFeed => ApiError::NotAFeed,
+        FeedError::Finished => ApiError::StreamFinished,
+        FeedError::OutOfOrder { expected, got } => ApiError::SegmentOutOfOrder { expected, got },
+        FeedError::InProgress => ApiError::SegmentInProgress,
+        FeedError::Upstream(e) => ApiError::Upstream(e),
+        FeedError::Store(e) => e.into(),
+    }
+}
+
+pub async fn audio(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<AudioQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge {
+                limit: state.config.transcription.max_segment_bytes,
+            }
+        } else {
+            ApiError::InvalidJson(e.body_text())
+        }
+    })?;
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let (id, info) = writable_feed(&state, &id, &headers, query.token.as_deref()).await?;
+    let segment: u64 = query
+        .segment
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            ApiError::InvalidQuery(
+                "`segment` (0, 1, 2, ...) is required: the segment's number".into(),
+            )
+        })?;
+    let format = AudioFormat::sniff(&body).ok_or_else(|| {
+        ApiError::UnsupportedAudio("the segment is not audio tokenrelay recognises".into())
+    })?;
+    let duration = match format {
+        AudioFormat::Wav => {
+            Some(wav_duration(&body).map_err(|e| ApiError::UnsupportedAudio(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let meta = &info.head.meta;
+    let route = transcription_route(&state, &meta.model, format)?;
+    let request = TranscriptionRequest {
+        audio: body,
+        filename: format!("segment-{segment}.wav"),
+        format,
+        duration,
+        fields: meta
+            .feed
+            .as_ref()
+            .map(|f| f.fields.clone())
+            .unwrap_or_default(),
+    };
+    let outcome = state
+        .feeds
+        .segment(&id, segment, &route, request)
+        .await
+        .map_err(feed_error)?;
+    Ok(Json(match outcome {
+        SegmentOutcome::Transcribed {
+            text,
+            last_event_id,
+        } => {
+            json!({"segment": segment, "status": "transcribed", "text": text, "last_event_id": last_event_id})
+        }
+        SegmentOutcome::Duplicate { next } => {
+            json!({"segment": segment, "status": "duplicate", "next_segment": next})
+        }
+    }))
+}
+
+pub async fn finish(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<AudioQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let (id, _) = writable_feed(&state, &id, &headers, query.token.as_deref()).await?;
+    state.feeds.finish(&id).await.map_err(feed_error)?;
+    let info = state.log().info(&id).await?;
+    Ok(Json(describe(&state, &info)))
+}
