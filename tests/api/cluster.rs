@@ -546,3 +546,74 @@ async fn an_agent_stream_outlives_its_creating_instance_and_still_times_out() {
     assert_eq!(last.event, "stream.failed");
     assert!(last.data.contains("agent_idle_timeout"), "{}", last.data);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
+async fn a_feeds_segments_sent_to_two_instances_are_transcribed_once_in_order() {
+    let mut config = test_config();
+    config.store = url();
+    config.redis.key_prefix = fresh_prefix();
+    let a = spawn_app_with(config.clone(), None).await;
+    let b = spawn_app_with(config, None).await;
+    let created: Value = a
+        .post(
+            "/v1/streams",
+            &json!({"kind": "transcription", "model": "mock/3t-10ms"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let write = created["write_token"].as_str().unwrap().to_owned();
+    let send = |app: &crate::support::TestApp, n: u64| {
+        app.client
+            .post(app.url(&format!("/v1/streams/{id}/audio?segment={n}")))
+            .bearer_auth(&write)
+            .body(crate::transcriptions::wav(300))
+            .send()
+    };
+    // Every segment to both instances at once: each is transcribed once, by one of them.
+    for n in 0..6 {
+        let (x, y) = tokio::join!(send(&a, n), send(&b, n));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let statuses = [x.status().as_u16(), y.status().as_u16()];
+        let bodies = [
+            x.json::<Value>().await.unwrap(),
+            y.json::<Value>().await.unwrap(),
+        ];
+        let transcribed = bodies
+            .iter()
+            .filter(|b| b["status"] == "transcribed")
+            .count();
+        assert_eq!(transcribed, 1, "segment {n}: {statuses:?} {bodies:?}");
+    }
+    let finished = b
+        .client
+        .post(b.url(&format!("/v1/streams/{id}/finish")))
+        .bearer_auth(&write)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 200);
+    let events = SseReader::new(a.events(&id, None, "").await)
+        .collect()
+        .await;
+    let segments: Vec<u64> = events
+        .iter()
+        .filter(|e| e.event == "transcript.delta")
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.data).unwrap()["segment"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        segments,
+        [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5]
+    );
+    assert_eq!(b.status(&id).await["aggregate"]["segments"], 6);
+}

@@ -423,3 +423,26 @@ async fn segments_are_checked_before_anything_is_transcribed() {
     .await;
     assert_eq!((status, error["param"].as_str()), (400, Some("model")));
 }
+
+#[tokio::test]
+async fn a_feed_whose_source_went_quiet_ends_with_feed_idle_timeout() {
+    let mut config = config();
+    config.transcription.idle_timeout_secs = 0.4;
+    let app = spawn_app_with(config, None).await;
+    let feed = create_feed(&app, "mock/3t-0ms").await;
+    let reader = SseReader::new(app.events(&feed.id, None, "").await);
+    for n in 0..3 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        send_ok(&app, &feed, n).await;
+    }
+    assert_eq!(
+        app.status(&feed.id).await["status"],
+        "running",
+        "segments keep it alive"
+    );
+    let events = reader.collect().await;
+    let last = events.last().unwrap();
+    assert_eq!(last.event, "stream.failed");
+    assert!(last.data.contains("feed_idle_timeout"), "{}", last.data);
+    assert_eq!(deltas(&events).len(), 9, "the text before it stays");
+}
