@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::event::{EventBody, Started, StateSnapshot, StreamId};
-use crate::relay::IdleWatch;
-use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+use crate::event::{EventBody, StateSnapshot, StreamId};
+use crate::relay::{IdleWatch, create_external};
+use crate::store::{Created, EventLog, StoreError, StreamMeta};
 
 /// How agent streams behave (`[agents]` in the config).
 #[derive(Clone, Debug)]
@@ -68,45 +68,19 @@ impl Agents {
         key: Option<String>,
         state: Option<Value>,
     ) -> Result<Created, StoreError> {
-        let started = EventBody::Started(Started {
-            stream_id: id.to_string(),
-            kind: meta.kind,
-            model: meta.model.clone(),
-            provider: meta.provider.clone(),
-            created_at: meta.created_at,
-        });
-        let created = self
-            .log
-            .create(NewStream {
-                id: id.clone(),
-                meta,
-                retention: Retention::Window {
-                    max_events: self.settings.window_events,
-                    max_age: self.settings.window_age,
-                },
-                idempotency_key: key,
-                leased: false,
-            })
-            .await?;
-        if matches!(created, Created::Existing(_)) {
-            return Ok(created);
-        }
-        let mut first = vec![started];
-        if let Some(state) = state {
-            first.push(EventBody::StateSnapshot(StateSnapshot {
+        let initial = state.map(|state| {
+            EventBody::StateSnapshot(StateSnapshot {
                 state,
                 ..StateSnapshot::default()
-            }));
+            })
+        });
+        let window = (self.settings.window_events, self.settings.window_age);
+        let first = initial.into_iter().collect();
+        let created = create_external(&*self.log, id.clone(), meta, key, window, first).await?;
+        if matches!(created, Created::New { .. }) {
+            self.watch(&id);
+            tracing::info!(stream_id = %id, "agent stream created");
         }
-        if let Err(e) = self.log.append_at(&id, first, 0).await {
-            // Nobody holds the tokens of a stream whose creation failed: end it now rather
-            // than leave it running with no one to finish it.
-            let failed = EventBody::failed("internal_error", "the stream could not start", true);
-            let _ = self.log.finish(&id, failed).await;
-            return Err(e);
-        }
-        self.watch(&id);
-        tracing::info!(stream_id = %id, "agent stream created");
         Ok(created)
     }
 

@@ -10,9 +10,9 @@ pub use segment::{FeedError, SegmentOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::{Completed, EventBody, Started, StreamId};
-use crate::relay::{IdleWatch, RetryPolicy, Timeouts};
-use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+use crate::event::{Completed, EventBody, StreamId};
+use crate::relay::{IdleWatch, RetryPolicy, Timeouts, create_external};
+use crate::store::{Created, EventLog, StoreError, StreamMeta};
 
 /// How feeds behave (`[transcription]` in the config).
 #[derive(Clone, Debug)]
@@ -65,32 +65,10 @@ impl Feeds {
         meta: StreamMeta,
         key: Option<String>,
     ) -> Result<Created, StoreError> {
-        let started = EventBody::Started(Started {
-            stream_id: id.to_string(),
-            kind: meta.kind,
-            model: meta.model.clone(),
-            provider: meta.provider.clone(),
-            created_at: meta.created_at,
-        });
-        let created = self
-            .log
-            .create(NewStream {
-                id: id.clone(),
-                meta,
-                retention: Retention::Window {
-                    max_events: self.settings.window_events,
-                    max_age: self.settings.window_age,
-                },
-                idempotency_key: key,
-                leased: false,
-            })
-            .await?;
+        let window = (self.settings.window_events, self.settings.window_age);
+        let created =
+            create_external(&*self.log, id.clone(), meta, key, window, Vec::new()).await?;
         if matches!(created, Created::New { .. }) {
-            if let Err(e) = self.log.append_at(&id, vec![started], 0).await {
-                let failed = EventBody::failed("internal_error", "the feed could not start", true);
-                let _ = self.log.finish(&id, failed).await;
-                return Err(e);
-            }
             self.watch(&id);
             tracing::info!(stream_id = %id, "live feed created");
         }

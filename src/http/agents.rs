@@ -4,21 +4,20 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{TokenQuery, check_write, shown_token};
 use super::chat::{ANONYMOUS, idempotency_key};
-use super::events::with_stream_id;
 use super::json::{ApiJson, from_value};
-use super::streams::describe;
+use super::streams::created_answer;
 use super::{ApiError, AppState};
 use crate::agent::{BatchError, PublishError, parse_batch};
 use crate::event::token::{hash, mint};
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
-use crate::store::{Created, StreamMeta};
+use crate::store::StreamMeta;
 
 /// Names are stored with every stream and shown in status; real ones are short.
 const MAX_NAME_LEN: usize = 256;
@@ -86,21 +85,9 @@ pub async fn create(
         .agents
         .create(id.clone(), meta, key, body.state)
         .await?;
-    let (id, status, tokens) = match created {
-        Created::New { .. } => (id, StatusCode::CREATED, Some((read.token, write.token))),
-        // Tokens are stored only as hashes: a repeated request cannot get them again.
-        Created::Existing(existing) => (existing, StatusCode::OK, None),
-    };
-    let info = state.log().info(&id).await?;
-    if status == StatusCode::OK && info.head.meta.request_hash != request_hash {
-        return Err(ApiError::IdempotencyKeyReused);
-    }
-    let mut answer = describe(state, &info);
-    answer["events_url"] = json!(format!("/v1/streams/{id}/events"));
-    answer["publish_url"] = json!(format!("/v1/streams/{id}/events"));
-    answer["read_token"] = json!(tokens.as_ref().map(|t| &t.0));
-    answer["write_token"] = json!(tokens.as_ref().map(|t| &t.1));
-    Ok(with_stream_id((status, Json(answer)).into_response(), &id))
+    let urls = [("events_url", "events"), ("publish_url", "events")];
+    let tokens = (read.token, write.token);
+    created_answer(state, created, id, tokens, &request_hash, &urls).await
 }
 
 pub async fn publish(

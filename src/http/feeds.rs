@@ -7,22 +7,21 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{check_write, shown_token};
 use super::chat::{ANONYMOUS, idempotency_key};
-use super::events::with_stream_id;
 use super::json::from_value;
-use super::streams::describe;
+use super::streams::{created_answer, describe};
 use super::transcriptions::transcription_route;
 use super::{ApiError, AppState};
 use crate::event::token::{hash, mint};
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
 use crate::feed::{FeedError, SegmentOutcome};
 use crate::providers::{AudioFormat, TranscriptionRequest, wav_duration};
-use crate::store::{Created, FeedMeta, StreamInfo, StreamMeta};
+use crate::store::{FeedMeta, StreamInfo, StreamMeta};
 
 /// The body of `POST /v1/streams` for a live feed.
 #[derive(Deserialize)]
@@ -99,21 +98,13 @@ pub async fn create(
     };
     let id = StreamId::random();
     let created = state.feeds.create(id.clone(), meta, key).await?;
-    let (id, status, tokens) = match created {
-        Created::New { .. } => (id, StatusCode::CREATED, Some((read.token, write.token))),
-        Created::Existing(existing) => (existing, StatusCode::OK, None),
-    };
-    let info = state.log().info(&id).await?;
-    if status == StatusCode::OK && info.head.meta.request_hash != request_hash {
-        return Err(ApiError::IdempotencyKeyReused);
-    }
-    let mut answer = describe(state, &info);
-    answer["events_url"] = json!(format!("/v1/streams/{id}/events"));
-    answer["audio_url"] = json!(format!("/v1/streams/{id}/audio"));
-    answer["finish_url"] = json!(format!("/v1/streams/{id}/finish"));
-    answer["read_token"] = json!(tokens.as_ref().map(|t| &t.0));
-    answer["write_token"] = json!(tokens.as_ref().map(|t| &t.1));
-    Ok(with_stream_id((status, Json(answer)).into_response(), &id))
+    let urls = [
+        ("events_url", "events"),
+        ("audio_url", "audio"),
+        ("finish_url", "finish"),
+    ];
+    let tokens = (read.token, write.token);
+    created_answer(state, created, id, tokens, &request_hash, &urls).await
 }
 
 #[derive(Deserialize)]

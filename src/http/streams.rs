@@ -18,7 +18,7 @@ use super::{agents, feeds};
 use crate::event::{EventId, Format, StreamId};
 use crate::providers::ChatRequest;
 use crate::relay::Launched;
-use crate::store::StreamInfo;
+use crate::store::{Created, StreamInfo};
 
 #[derive(Deserialize)]
 pub struct CreateStream {
@@ -126,6 +126,34 @@ pub async fn cancel(
     }
     let info = state.log().info(&id).await?;
     Ok(Json(describe(&state, &info)))
+}
+
+/// The answer to creating a stream written from outside (agent, feed): 201 with its status,
+/// its `urls` and its tokens, or 200 without tokens (they are stored only as hashes) when the
+/// idempotency key named an existing stream made by the same request.
+pub async fn created_answer(
+    state: &AppState,
+    created: Created,
+    new_id: StreamId,
+    tokens: (String, String),
+    request_hash: &str,
+    urls: &[(&str, &str)],
+) -> Result<Response, ApiError> {
+    let (id, status, tokens) = match created {
+        Created::New { .. } => (new_id, StatusCode::CREATED, Some(tokens)),
+        Created::Existing(existing) => (existing, StatusCode::OK, None),
+    };
+    let info = state.log().info(&id).await?;
+    if status == StatusCode::OK && info.head.meta.request_hash != request_hash {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let mut answer = describe(state, &info);
+    for (name, path) in urls {
+        answer[*name] = json!(format!("/v1/streams/{id}/{path}"));
+    }
+    answer["read_token"] = json!(tokens.as_ref().map(|t| &t.0));
+    answer["write_token"] = json!(tokens.as_ref().map(|t| &t.1));
+    Ok(with_stream_id((status, Json(answer)).into_response(), &id))
 }
 
 /// The status document of a stream.

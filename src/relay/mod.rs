@@ -1,11 +1,13 @@
 //! Running streams: creating a stream's log, starting its producer as a tracked task, and the
 //! per-instance registry used to cancel producers and count subscribers.
 
+mod external;
 mod idle;
 mod producer;
 mod registry;
 mod route;
 
+pub use external::create_external;
 pub use idle::{IdleWatch, watch_idle};
 pub use producer::Timeouts;
 pub use registry::{Registry, SubscriberGuard};
