@@ -168,6 +168,13 @@ async fn without_stream_the_answer_is_the_upstreams_json_or_text() {
     .await
     .unwrap();
     assert_eq!(verbose["duration"], 2.0);
+    // Uploads have their own limit (25 MiB), above the 1 MiB of JSON bodies.
+    let long: Value = upload(&app, wav(70_000), "long.wav", &[("model", "mock/3t-0ms")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(long["usage"]["input_tokens"], 700);
 }
 
 fn fixture(name: &str) -> Vec<Bytes> {
