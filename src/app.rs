@@ -36,7 +36,7 @@ pub struct Inner {
     pub config: Config,
     pub relay: Relay,
     pub agents: Agents,
-    pub feeds: Feeds,
+    pub feeds: Arc<Feeds>,
     pub providers: Providers,
     pub prompts: Prompts,
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
@@ -154,14 +154,14 @@ impl AppState {
             config.agents.settings(),
             Arc::clone(&idle),
         );
-        let feeds = Feeds::new(
-            Arc::clone(&log),
+        let relay = Relay::new(Arc::clone(&log), tasks.clone(), timeouts, retry);
+        let feeds = Arc::new(Feeds::new(
+            log,
             idle,
-            timeouts,
-            retry,
+            (timeouts, retry),
+            (tasks.clone(), relay.interrupted()),
             config.transcription.feed_settings(),
-        );
-        let relay = Relay::new(log, tasks.clone(), timeouts, retry);
+        ));
         let prompts = Prompts::load(&config.prompts_dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "no prompt templates");
             Prompts::empty(&config.prompts_dir)

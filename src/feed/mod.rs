@@ -10,7 +10,12 @@ pub use segment::{FeedError, SegmentOutcome};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::event::{Completed, EventBody, StreamId};
+use serde_json::{Map, json};
+
+use crate::event::{Completed, EventBody, StreamId, Text};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::relay::{IdleWatch, RetryPolicy, Timeouts, create_external};
 use crate::store::{Created, EventLog, StoreError, StreamMeta};
 
@@ -30,6 +35,9 @@ pub struct Feeds {
     idle: Arc<IdleWatch>,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    /// Runs segments apart from their requests; `interrupt` ends them at shutdown.
+    tasks: TaskTracker,
+    interrupt: CancellationToken,
     turns: segment::Turns,
     pub settings: FeedSettings,
 }
@@ -38,8 +46,8 @@ impl Feeds {
     pub fn new(
         log: Arc<dyn EventLog>,
         idle: Arc<IdleWatch>,
-        timeouts: Timeouts,
-        retry: RetryPolicy,
+        (timeouts, retry): (Timeouts, RetryPolicy),
+        (tasks, interrupt): (TaskTracker, CancellationToken),
         settings: FeedSettings,
     ) -> Self {
         Self {
@@ -47,6 +55,8 @@ impl Feeds {
             idle,
             timeouts,
             retry,
+            tasks,
+            interrupt,
             turns: segment::Turns::default(),
             settings,
         }
@@ -90,12 +100,23 @@ impl Feeds {
                 }
                 continue;
             }
+            // The whole transcript as far as it is kept, for readers of OpenAI's format (a
+            // `transcript.text.done`), the same for every reader however it joined.
+            let info = self.log.info(id).await?;
+            let transcript = EventBody::TranscriptDone(Text {
+                text: info.aggregate.transcript,
+                extra: Map::from_iter([("segments".to_owned(), json!(at.next))]),
+            });
             let done = EventBody::Completed(Completed {
                 finish_reason: None,
                 usage: at.usage,
                 ..Completed::default()
             });
-            match self.log.append_at(id, vec![done], at.last_seq).await {
+            match self
+                .log
+                .append_at(id, vec![transcript, done], at.last_seq)
+                .await
+            {
                 Ok(_) | Err(StoreError::Finished) => return Ok(()),
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Map, json};
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::Feeds;
-use crate::event::{Custom, Epoch, EventBody, EventId, SEGMENT_MARKER, StreamId, Usage};
+use crate::event::{Custom, Epoch, EventBody, EventId, SEGMENT_MARKER, StreamId, Text, Usage};
 use crate::providers::{
     Job, ProviderError, ProviderErrorKind, ProviderEvent, Route, TranscriptionRequest,
 };
@@ -62,6 +62,9 @@ pub(super) struct Position {
     pub usage: Option<Usage>,
 }
 
+/// The `custom` event that claims a segment before its upstream call.
+pub const SEGMENT_STARTED: &str = "transcription.segment.started";
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -105,6 +108,7 @@ impl Feeds {
         let last = self.log.read(id, last_seq.saturating_sub(1), 1).await?;
         let closed = last.events.first().is_some_and(|e| match &e.body {
             EventBody::Started(_) => true,
+            // A claimed segment (`transcription.segment.started`) is open until its marker.
             EventBody::Custom(c) => c.name == SEGMENT_MARKER,
             _ => false,
         });
@@ -133,14 +137,14 @@ impl Feeds {
 
     /// Transcribes segment `n` of feed `id` and appends its words as they come.
     pub async fn segment(
-        &self,
+        self: &Arc<Self>,
         id: &StreamId,
         n: u64,
         route: &Route,
         request: TranscriptionRequest,
     ) -> Result<SegmentOutcome, FeedError> {
         let deadline = Instant::now() + self.settings.segment_wait;
-        let (at, _turn) = loop {
+        let (at, turn) = loop {
             // The turn is held only to start: a segment waiting for an earlier one must let
             // that one run.
             let turn = self.turn(id).await?;
@@ -166,48 +170,102 @@ impl Feeds {
                 });
             }
         };
+        // Claimed in the log before any upstream call: a second request for it, on any
+        // instance, finds it open and neither calls the upstream nor touches the feed.
+        let claim = EventBody::Custom(Custom {
+            name: SEGMENT_STARTED.into(),
+            value: json!({ "segment": n }),
+            ..Custom::default()
+        });
+        let expected = match self.log.append_at(id, vec![claim], at.last_seq).await {
+            Ok(last) => last,
+            Err(StoreError::Conflict) => return Err(FeedError::InProgress),
+            Err(StoreError::Finished) => return Err(FeedError::Finished),
+            Err(e) => return Err(e.into()),
+        };
         self.watch(id);
+        // The rest runs apart from the request: a client that hangs up mid-segment must not
+        // leave the segment open.
+        let (feeds, id, route) = (Arc::clone(self), id.clone(), route.clone());
+        let work = self.tasks.spawn(async move {
+            let _turn = turn;
+            let interrupt = feeds.interrupt.clone();
+            let writer = Writer { expected };
+            tokio::select! {
+                done = feeds.transcribe(&id, n, &route, request, &at, writer) => done,
+                () = interrupt.cancelled() => {
+                    let e = ProviderError::new(ProviderErrorKind::Connect, "interrupted");
+                    let failed = EventBody::failed(
+                        "interrupted",
+                        "the instance shut down during a segment; the feed cannot go on",
+                        true,
+                    );
+                    let _ = feeds.log.finish(&id, failed).await;
+                    Err(FeedError::Upstream(e))
+                }
+            }
+        });
+        work.await.unwrap_or_else(|e| {
+            Err(FeedError::Store(StoreError::Unavailable(format!(
+                "segment task failed: {e}"
+            ))))
+        })
+    }
+
+    /// Calls the upstream for a claimed segment and appends what it says, then the marker
+    /// that closes the segment. Any failure ends the feed, so no segment stays open.
+    async fn transcribe(
+        &self,
+        id: &StreamId,
+        n: u64,
+        route: &Route,
+        request: TranscriptionRequest,
+        at: &Position,
+        mut writer: Writer,
+    ) -> Result<SegmentOutcome, FeedError> {
         let duration_ms = request.duration.map(|d| d.as_millis() as u64);
         let job = Job::Transcription(request);
         let Connected {
             mut stream, first, ..
         } = match connect(id, route, &job, &self.timeouts, &self.retry).await {
             Ok(connected) => connected,
-            Err(e) => return Err(self.fail(id, at.last_seq, e).await),
-        };
-        let mut writer = Writer {
-            expected: at.last_seq,
-            first: true,
+            Err(e) => return Err(self.fail(id, writer.expected, e).await),
         };
         let (mut text, mut usage) = (String::new(), None);
         let mut item = Ok(first);
         loop {
+            let mut events = Vec::new();
             match item {
                 Ok(ProviderEvent::Event(EventBody::TranscriptDelta(mut delta))) => {
                     delta.extra.insert("segment".into(), json!(n));
                     text.push_str(&delta.text);
-                    let delta = EventBody::TranscriptDelta(delta);
-                    writer.append(self, id, vec![delta]).await?;
+                    events.push(EventBody::TranscriptDelta(delta));
                 }
                 Ok(ProviderEvent::Event(EventBody::Usage(u))) => usage = Some(u),
-                // The segment's own `done` repeats its text: the marker closes it instead.
-                Ok(
-                    ProviderEvent::Event(EventBody::TranscriptDone(_)) | ProviderEvent::Heartbeat,
-                ) => {}
-                Ok(ProviderEvent::Event(other)) => {
-                    writer.append(self, id, vec![other]).await?;
-                }
-                Ok(ProviderEvent::Done { .. }) => {
-                    let mut close = Vec::new();
-                    if let Some(total) = sum(at.usage, usage).filter(|_| usage.is_some()) {
-                        close.push(EventBody::Usage(total));
+                // A model that cannot stream says it all in its `done`: that is the segment's
+                // text. Otherwise the `done` repeats the deltas and the marker closes instead.
+                Ok(ProviderEvent::Event(EventBody::TranscriptDone(done))) => {
+                    if text.is_empty() && !done.text.is_empty() {
+                        text.clone_from(&done.text);
+                        let delta = Text {
+                            text: done.text,
+                            extra: Map::from_iter([("segment".to_owned(), json!(n))]),
+                        };
+                        events.push(EventBody::TranscriptDelta(delta));
                     }
-                    close.push(EventBody::Custom(Custom {
+                }
+                Ok(ProviderEvent::Heartbeat) => {}
+                Ok(ProviderEvent::Event(other)) => events.push(other),
+                Ok(ProviderEvent::Done { .. }) => {
+                    if let Some(total) = sum(at.usage, usage).filter(|_| usage.is_some()) {
+                        events.push(EventBody::Usage(total));
+                    }
+                    events.push(EventBody::Custom(Custom {
                         name: SEGMENT_MARKER.into(),
                         value: json!({"segment": n, "text": text, "duration_ms": duration_ms, "usage": usage}),
                         ..Custom::default()
                     }));
-                    let last = writer.append(self, id, close).await?;
+                    let last = self.append_or_fail(id, &mut writer, events).await?;
                     let last_event_id = EventId::new(&at.epoch, last).to_string();
                     return Ok(SegmentOutcome::Transcribed {
                         text,
@@ -215,6 +273,9 @@ impl Feeds {
                     });
                 }
                 Err(e) => return Err(self.fail(id, writer.expected, e).await),
+            }
+            if !events.is_empty() {
+                self.append_or_fail(id, &mut writer, events).await?;
             }
             item = match timeout(self.timeouts.idle, stream.next()).await {
                 Ok(Some(item)) => item,
@@ -233,24 +294,46 @@ impl Feeds {
         }
     }
 
-    /// Ends the feed `failed` with the upstream's error; the text before it stays.
+    /// Appends for the segment; if that fails (the store went away), the feed is ended
+    /// `failed` where possible rather than left with a segment open forever.
+    async fn append_or_fail(
+        &self,
+        id: &StreamId,
+        writer: &mut Writer,
+        events: Vec<EventBody>,
+    ) -> Result<u64, FeedError> {
+        match writer.append(self, id, events).await {
+            Ok(last) => Ok(last),
+            Err(e @ FeedError::Store(StoreError::Unavailable(_))) => {
+                let failed = EventBody::failed(
+                    "store_unavailable",
+                    "the event store failed during a segment",
+                    true,
+                );
+                let _ = self.log.append_at(id, vec![failed], writer.expected).await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends the feed `failed` with the upstream's error; the text before it stays. Only at
+    /// the segment's own position: if anything else was appended since, the feed is not this
+    /// segment's to end.
     async fn fail(&self, id: &StreamId, expected: u64, e: ProviderError) -> FeedError {
         tracing::info!(stream_id = %id, code = e.code(), error = %e, "feed segment failed upstream");
         let failed = EventBody::failed(e.code(), e.message.clone(), e.retryable());
-        if let Err(StoreError::Conflict) =
-            self.log.append_at(id, vec![failed.clone()], expected).await
-        {
-            let _ = self.log.finish(id, failed).await;
+        if let Err(err) = self.log.append_at(id, vec![failed], expected).await {
+            tracing::warn!(stream_id = %id, error = %err, "could not end the feed after a failed segment");
         }
         FeedError::Upstream(e)
     }
 }
 
-/// Appends a segment's events one batch after another, each only if nothing else was
-/// appended since the one before.
+/// Appends a claimed segment's events one batch after another, each only if nothing else
+/// was appended since the one before (a cancel, an idle timeout).
 struct Writer {
     expected: u64,
-    first: bool,
 }
 
 impl Writer {
@@ -263,11 +346,8 @@ impl Writer {
         match feeds.log.append_at(id, events, self.expected).await {
             Ok(last) => {
                 self.expected = last;
-                self.first = false;
                 Ok(last)
             }
-            // Another instance took this segment first.
-            Err(StoreError::Conflict) if self.first => Err(FeedError::InProgress),
             Err(StoreError::Finished) => Err(FeedError::Finished),
             Err(StoreError::Conflict) => {
                 let finished = feeds.log.head(id).await.map(|h| h.status.is_finished());

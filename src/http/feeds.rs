@@ -184,7 +184,7 @@ pub async fn audio(
     let route = transcription_route(&state, &meta.model, format)?;
     let request = TranscriptionRequest {
         audio: body,
-        filename: format!("segment-{segment}.wav"),
+        filename: format!("segment-{segment}.{}", format.extension()),
         format,
         duration,
         fields: meta

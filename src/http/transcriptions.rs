@@ -108,7 +108,7 @@ pub async fn read_upload(mut form: Multipart, limit: usize) -> Result<Upload, Ap
         stream,
         request: TranscriptionRequest {
             audio,
-            filename,
+            filename: format.file_name(&filename),
             format,
             duration,
             fields,

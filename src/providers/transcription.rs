@@ -74,6 +74,36 @@ impl AudioFormat {
         }
     }
 
+    /// The file extension upstreams expect (OpenAI tells formats by the file's name).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Wav => "wav",
+            Self::Flac => "flac",
+            Self::Mp3 => "mp3",
+            Self::Ogg => "ogg",
+            Self::Webm => "webm",
+            Self::Mp4 => "m4a",
+        }
+    }
+
+    /// `name` if its extension fits this format, else `name` (or `audio`) with one that does.
+    pub fn file_name(self, name: &str) -> String {
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((name, ""));
+        let fits = match self {
+            Self::Mp4 => {
+                ["m4a", "mp4", "mpeg", "mpga"].contains(&ext.to_ascii_lowercase().as_str())
+            }
+            Self::Mp3 => ["mp3", "mpeg", "mpga"].contains(&ext.to_ascii_lowercase().as_str()),
+            Self::Ogg => ["ogg", "oga", "opus"].contains(&ext.to_ascii_lowercase().as_str()),
+            _ => ext.eq_ignore_ascii_case(self.extension()),
+        };
+        if fits {
+            return name.to_owned();
+        }
+        let stem = if stem.is_empty() { "audio" } else { stem };
+        format!("{stem}.{}", self.extension())
+    }
+
     pub fn mime(self) -> &'static str {
         match self {
             Self::Wav => "audio/wav",
@@ -86,16 +116,25 @@ impl AudioFormat {
     }
 }
 
-/// How long a WAV file plays, from its header.
+/// How long a WAV file plays: its header's format, and the samples actually present (a
+/// header may claim any length; streamed WAVs often claim none or the maximum).
 pub fn wav_duration(bytes: &[u8]) -> Result<Duration, AudioError> {
     let reader =
         hound::WavReader::new(Cursor::new(bytes)).map_err(|e| AudioError::BadWav(e.to_string()))?;
-    let rate = reader.spec().sample_rate;
-    if rate == 0 {
-        return Err(AudioError::BadWav("sample rate 0".into()));
+    let spec = reader.spec();
+    if !(1000..=384_000).contains(&spec.sample_rate) || spec.channels == 0 {
+        return Err(AudioError::BadWav(format!(
+            "{} Hz, {} channels is not a usable format",
+            spec.sample_rate, spec.channels
+        )));
     }
+    let declared = u64::from(reader.len());
+    let data_start = reader.into_inner().position();
+    let sample_bytes = u64::from(spec.bits_per_sample).div_ceil(8).max(1);
+    let present = (bytes.len() as u64).saturating_sub(data_start) / sample_bytes;
+    let frames = declared.min(present) / u64::from(spec.channels);
     Ok(Duration::from_secs_f64(
-        f64::from(reader.duration()) / f64::from(rate),
+        frames as f64 / f64::from(spec.sample_rate),
     ))
 }
 
@@ -147,10 +186,34 @@ pub mod tests {
     }
 
     #[test]
+    fn upstreams_get_a_file_name_that_says_the_format() {
+        assert_eq!(AudioFormat::Mp3.file_name("talk.mp3"), "talk.mp3");
+        assert_eq!(AudioFormat::Mp3.file_name("talk.wav"), "talk.mp3");
+        assert_eq!(AudioFormat::Webm.file_name("audio"), "audio.webm");
+        assert_eq!(AudioFormat::Wav.file_name(""), "audio.wav");
+        assert_eq!(AudioFormat::Mp4.file_name("memo.MP4"), "memo.MP4");
+    }
+
+    #[test]
     fn a_wav_header_gives_the_duration() {
         assert_eq!(wav_duration(&wav(1500)), Ok(Duration::from_millis(1500)));
         let mut broken = wav(100);
         broken.truncate(20);
         assert!(matches!(wav_duration(&broken), Err(AudioError::BadWav(_))));
+    }
+
+    #[test]
+    fn a_header_that_claims_more_than_the_file_holds_is_not_believed() {
+        // 1 s of audio whose header claims 4 GiB of samples.
+        let mut forged = wav(1000);
+        let data = forged.len() - 32_000;
+        forged[data - 4..data].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        assert_eq!(wav_duration(&forged), Ok(Duration::from_secs(1)));
+        let mut slow = wav(10);
+        slow[24..28].copy_from_slice(&1u32.to_le_bytes());
+        assert!(
+            matches!(wav_duration(&slow), Err(AudioError::BadWav(_))),
+            "1 Hz"
+        );
     }
 }

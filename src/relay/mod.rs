@@ -146,6 +146,11 @@ impl Relay {
         Ok(appended)
     }
 
+    /// Fired when the drain window is over (work still running ends `interrupted`).
+    pub fn interrupted(&self) -> CancellationToken {
+        self.interrupt.clone()
+    }
+
     /// Ends every producer still running: their streams end `failed` with `interrupted`.
     pub fn interrupt_all(&self) {
         self.interrupt.cancel();

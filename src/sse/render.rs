@@ -37,9 +37,9 @@ impl Renderer {
     /// this renderer (without output): formats whose frames depend on what came before.
     pub fn needs_history(&self) -> bool {
         match self {
-            Self::Native | Self::OpenAi(_) => false,
-            // The transcript renderer needs the text so far for a `done` it makes itself.
-            Self::Anthropic(_) | Self::Agui(_) | Self::Transcript(_) => true,
+            Self::Anthropic(_) | Self::Agui(_) => true,
+            // The `done` it sends comes from the log (uploads and finished feeds).
+            Self::Native | Self::OpenAi(_) | Self::Transcript(_) => false,
         }
     }
 

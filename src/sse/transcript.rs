@@ -6,12 +6,12 @@
 use serde_json::{Map, Value, json};
 
 use super::frame::FrameWriter;
-use crate::event::{EventBody, Text, Usage};
+use crate::event::{EventBody, TRANSCRIPT_KEPT, Text, Usage, keep_tail};
 
 #[derive(Default)]
 pub struct TranscriptRenderer {
-    /// The text of the deltas so far: the `done` text when the log has no `transcript.done`
-    /// of its own (a live feed that was finished).
+    /// The text of the deltas this reader got (its last [`TRANSCRIPT_KEPT`] bytes): the
+    /// `done` text only if the log ends without a `transcript.done` of its own.
     text: String,
     usage: Option<Usage>,
     done: bool,
@@ -51,6 +51,7 @@ impl TranscriptRenderer {
         match body {
             EventBody::TranscriptDelta(Text { text, extra }) if !text.is_empty() => {
                 self.text.push_str(text);
+                keep_tail(&mut self.text, TRANSCRIPT_KEPT);
                 let mut fields = extra.clone();
                 fields.insert("delta".into(), json!(text));
                 let kind = "transcript.text.delta";

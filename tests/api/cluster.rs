@@ -617,3 +617,83 @@ async fn a_feeds_segments_sent_to_two_instances_are_transcribed_once_in_order() 
     );
     assert_eq!(b.status(&id).await["aggregate"]["segments"], 6);
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
+async fn a_segment_sent_to_two_instances_calls_the_upstream_once_and_order_holds_across_them() {
+    let fixture = std::fs::read(format!(
+        "{}/tests/fixtures/openai_transcription/with_done_marker.sse",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let slow = Reply::Stream {
+        chunks: fixture
+            .chunks(64)
+            .map(axum::body::Bytes::copy_from_slice)
+            .collect(),
+        gap: Duration::from_millis(15),
+        hang: false,
+    };
+    let upstream = FakeUpstream::start(slow).await;
+    let mut config = test_config();
+    config.store = url();
+    config.redis.key_prefix = fresh_prefix();
+    let a = spawn_app_with(config.clone(), Some(&upstream)).await;
+    let b = spawn_app_with(config, Some(&upstream)).await;
+    let created: Value = a
+        .post(
+            "/v1/streams",
+            &json!({"kind": "transcription", "model": "openai/gpt-4o-transcribe"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let write = created["write_token"].as_str().unwrap().to_owned();
+    let send = |app: &crate::support::TestApp, n: u64| {
+        app.client
+            .post(app.url(&format!("/v1/streams/{id}/audio?segment={n}")))
+            .bearer_auth(&write)
+            .body(crate::transcriptions::wav(300))
+            .send()
+    };
+    // Segment 0 on A; the same segment on B while A is at it; segment 1 on B before 0 is done.
+    let (zero, zero_again, one) = tokio::join!(
+        send(&a, 0),
+        async {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            send(&b, 0).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            send(&b, 1).await
+        },
+    );
+    let zero: Value = zero.unwrap().json().await.unwrap();
+    assert_eq!(zero["status"], "transcribed");
+    let again = zero_again.unwrap();
+    let again_status = again.status().as_u16();
+    let again: Value = again.json().await.unwrap();
+    assert!(
+        again["status"] == "duplicate" || again["error"]["code"] == "segment_in_progress",
+        "{again_status} {again}"
+    );
+    let one: Value = one.unwrap().json().await.unwrap();
+    assert_eq!(one["status"], "transcribed", "{one}");
+    assert_eq!(
+        upstream.requests().len(),
+        2,
+        "one upstream call per segment"
+    );
+    let status = b.status(&id).await;
+    assert_eq!(status["status"], "running");
+    assert_eq!(status["aggregate"]["segments"], 2);
+    assert_eq!(
+        status["aggregate"]["transcript"],
+        "The quick brown fox.The quick brown fox."
+    );
+}

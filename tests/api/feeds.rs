@@ -446,3 +446,90 @@ async fn a_feed_whose_source_went_quiet_ends_with_feed_idle_timeout() {
     assert!(last.data.contains("feed_idle_timeout"), "{}", last.data);
     assert_eq!(deltas(&events).len(), 9, "the text before it stays");
 }
+
+#[tokio::test]
+async fn a_model_that_cannot_stream_still_gives_each_segment_its_text() {
+    let upstream = FakeUpstream::start(Reply::Json(r#"{"text":"Whisper says hi."}"#.into())).await;
+    let app = spawn_app_with(config(), Some(&upstream)).await;
+    let feed = create_feed(&app, "openai/whisper-1").await;
+    let answer = send_ok(&app, &feed, 0).await;
+    assert_eq!(answer["text"], "Whisper says hi.");
+    finish(&app, &feed).await;
+    let status = app.status(&feed.id).await;
+    assert_eq!(status["aggregate"]["transcript"], "Whisper says hi.");
+    let openai = SseReader::new(app.events(&feed.id, None, "?format=openai").await)
+        .collect()
+        .await;
+    let done: Value = serde_json::from_str(&openai.last().unwrap().data).unwrap();
+    assert_eq!(done["text"], "Whisper says hi.");
+    // Segments go upstream named for what they are.
+    let body = upstream.requests()[0].1.as_str().unwrap().to_owned();
+    assert!(body.contains("filename=\"segment-0.wav\""), "{body}");
+}
+
+#[tokio::test]
+async fn a_source_that_hangs_up_mid_segment_does_not_leave_the_feed_stuck() {
+    let app = spawn_app_with(config(), None).await;
+    let feed = create_feed(&app, "mock/10t-30ms").await;
+    let hung_up = app
+        .client
+        .post(app.url(&format!("/v1/streams/{}/audio?segment=0", feed.id)))
+        .bearer_auth(&feed.write)
+        .body(wav(400))
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(
+        hung_up.is_err(),
+        "the client gave up before the segment was done"
+    );
+    // The segment finishes anyway; its retry is a duplicate and the next one goes through.
+    let again = send_ok(&app, &feed, 0).await;
+    assert_eq!(again["status"], "duplicate");
+    send_ok(&app, &feed, 1).await;
+    let status = finish(&app, &feed).await;
+    assert_eq!(status["aggregate"]["segments"], 2);
+}
+
+#[tokio::test]
+async fn an_openai_reader_resuming_after_the_window_moved_gets_the_whole_kept_text() {
+    let mut config = config();
+    config.transcription.window_events = 10;
+    let app = spawn_app_with(config, None).await;
+    let feed = create_feed(&app, "mock/3t-0ms").await;
+    send_ok(&app, &feed, 0).await;
+    let mut reader = SseReader::new(app.events(&feed.id, None, "?format=openai").await);
+    let first = reader.next().await.unwrap();
+    drop(reader);
+    for n in 1..6 {
+        send_ok(&app, &feed, n).await;
+    }
+    finish(&app, &feed).await;
+    // Its position is gone: OpenAI's format cannot say `reset`, so 410 with the window.
+    let (status, _) = error_of(
+        app.events(&feed.id, Some(&first.id), "?format=openai")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 410);
+    // Read again from where it can: the done has the whole transcript, not the window's.
+    let events = SseReader::new(app.events(&feed.id, None, "?format=openai").await)
+        .collect()
+        .await;
+    let done: Value = serde_json::from_str(&events.last().unwrap().data).unwrap();
+    assert_eq!(done["type"], "transcript.text.done");
+    assert_eq!(done["text"], "tok1 tok2 tok3 ".repeat(6));
+}
+
+#[tokio::test]
+async fn a_forged_wav_header_cannot_make_the_mock_talk_for_hours() {
+    let app = spawn_app_with(config(), None).await;
+    // 0.1 s of audio whose header claims 4 GiB of samples.
+    let mut forged = wav(100);
+    let data = forged.len() - 3200;
+    forged[data - 4..data].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let response =
+        crate::transcriptions::upload(&app, forged, "a.wav", &[("model", "mock/default")]).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["text"], "the ", "0.1 s of audio: one word");
+}

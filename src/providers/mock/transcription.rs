@@ -18,6 +18,8 @@ use crate::providers::{
 
 const WORDS: &str = "the quick brown fox jumps over the lazy dog while every word keeps its place";
 const WORDS_PER_SECOND: f64 = 2.5;
+/// The most words one transcription says (a 25 MiB upload at 1 kHz is over 7 hours).
+const MAX_WORDS: usize = 100_000;
 /// Audio tokens per second of audio, roughly what OpenAI's models count.
 const AUDIO_TOKENS_PER_SECOND: f64 = 10.0;
 
@@ -39,14 +41,16 @@ fn plan(
             ((1..=tokens).map(|i| format!("tok{i} ")).collect(), delay)
         }
         MockModel::Default => {
-            let count = (audio.as_secs_f64() * WORDS_PER_SECOND).round().max(1.0) as usize;
+            let count = (audio.as_secs_f64() * WORDS_PER_SECOND)
+                .round()
+                .clamp(1.0, MAX_WORDS as f64) as usize;
             let words: Vec<String> = WORDS
                 .split(' ')
                 .cycle()
                 .take(count)
                 .map(|w| format!("{w} "))
                 .collect();
-            let pause = audio.div_f64(speedup.max(0.001)) / count as u32;
+            let pause = audio.div_f64(speedup.max(0.001) * count as f64);
             (words, pause)
         }
     };

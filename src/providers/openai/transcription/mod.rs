@@ -98,14 +98,23 @@ impl OpenAiProvider {
     }
 }
 
-/// `{"text": ..., "usage": ...}` (json or verbose_json) as the events of a finished stream.
+/// `{"text": ..., "usage": ...}` (json or verbose_json) as the events of a finished stream;
+/// a plain-text answer (`response_format=text`) is the text itself.
 fn whole_as_events(body: &Bytes) -> Result<Vec<ProviderEvent>, ProviderError> {
-    let mut answer: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::new(
-            ProviderErrorKind::InvalidResponse,
-            format!("upstream transcription is not JSON: {e}"),
-        )
-    })?;
+    let mut answer: Map<String, Value> = match serde_json::from_slice(body) {
+        Ok(answer) => answer,
+        Err(_) => match std::str::from_utf8(body) {
+            Ok(text) if !body.trim_ascii_start().starts_with(b"{") => {
+                Map::from_iter([("text".to_owned(), Value::String(text.trim_end().to_owned()))])
+            }
+            _ => {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::InvalidResponse,
+                    "upstream transcription is neither JSON nor text",
+                ));
+            }
+        },
+    };
     let Some(Value::String(text)) = answer.remove("text") else {
         return Err(ProviderError::new(
             ProviderErrorKind::InvalidResponse,
@@ -147,11 +156,17 @@ pub(crate) struct TranscriptionDecoder;
 impl Decoder for TranscriptionDecoder {
     fn event(&mut self, name: &str, data: &str) -> Result<Vec<ProviderEvent>, ProviderError> {
         if name == "error" {
-            let detail: String = data.chars().take(500).collect();
-            return Err(ProviderError::new(
-                ProviderErrorKind::Stream,
-                format!("upstream error event: {detail}"),
-            ));
+            // Usually `{"type":"error","error":{...}}`, which `normalize` reads.
+            return match normalize(data) {
+                Err(e) => Err(e),
+                Ok(_) => Err(ProviderError::new(
+                    ProviderErrorKind::Stream,
+                    format!(
+                        "upstream error event: {}",
+                        data.chars().take(500).collect::<String>()
+                    ),
+                )),
+            };
         }
         normalize(data)
     }
@@ -189,6 +204,15 @@ pub(crate) fn normalize(data: &str) -> Result<Vec<ProviderEvent>, ProviderError>
             .or(error.as_str().map(|_| error))
             .and_then(Value::as_str)
             .unwrap_or("upstream reported an error");
+        // The upstream's own code (`rate_limit_exceeded`, `server_error`) names the failure.
+        let message = match error
+            .get("code")
+            .or(error.get("type"))
+            .and_then(Value::as_str)
+        {
+            Some(code) => format!("{message} (upstream code `{code}`)"),
+            None => message.to_owned(),
+        };
         return Err(ProviderError::new(ProviderErrorKind::Stream, message));
     }
     let text = |event: &mut Map<String, Value>, key: &str| match event.remove(key) {
