@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 
 use super::access::{TokenQuery, check_write, shown_token};
 use super::chat::{ANONYMOUS, idempotency_key};
-use super::json::{ApiJson, from_value};
-use super::streams::created_answer;
+use super::json::ApiJson;
+use super::streams::{created_answer, external_body};
 use super::{ApiError, AppState};
 use crate::agent::{BatchError, PublishError, parse_batch};
-use crate::event::token::{hash, mint};
+use crate::event::token::mint;
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
 use crate::store::StreamMeta;
 
@@ -42,15 +42,7 @@ pub async fn create(
     headers: &HeaderMap,
     body: Value,
 ) -> Result<Response, ApiError> {
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::ShuttingDown);
-    }
-    let request_hash = hash(&body.to_string());
-    let mut body = body;
-    if let Some(fields) = body.as_object_mut() {
-        fields.remove("kind");
-    }
-    let body: CreateAgent = from_value(body)?;
+    let (body, request_hash): (CreateAgent, String) = external_body(state, body)?;
     let name = body.name.unwrap_or_else(|| "agent".to_owned());
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(ApiError::InvalidField {

@@ -14,9 +14,11 @@ use super::json::ApiJson;
 use super::{ApiError, AppState};
 use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
+use crate::providers::ProviderError;
 use crate::providers::{ChatMessage, ChatRequest, Job, MessageContent, Route};
 use crate::relay::{Launch, Launched, SubscriberGuard};
 use crate::store::{StoreError, StreamInfo, StreamMeta};
+use tokio::sync::oneshot;
 
 /// Model names are stored with every stream; real ones are far shorter.
 const MAX_MODEL_LEN: usize = 256;
@@ -196,6 +198,21 @@ pub async fn completions(
     answer(&state, &headers, request, endpoint).await
 }
 
+/// Waits until the producer's upstream has spoken, so the answer commits to 200 only then: a
+/// refusal before the first event is an HTTP error with the upstream's status.
+pub(super) async fn upstream_spoke(
+    state: &AppState,
+    started: oneshot::Receiver<Result<(), ProviderError>>,
+) -> Result<(), ApiError> {
+    tokio::select! {
+        started = started => match started {
+            Ok(Err(e)) => Err(ApiError::Upstream(e)),
+            _ => Ok(()),
+        },
+        () = state.shutdown.cancelled() => Err(ApiError::ShuttingDown),
+    }
+}
+
 /// Runs a chat request for a route that answers it directly: SSE in the route's format
 /// (`stream: true`) or one JSON answer; errors in the route's error shape.
 pub async fn answer(
@@ -232,15 +249,8 @@ async fn answer_inner(
             subscriber,
             ..
         } => {
-            // Commit to 200 only once the upstream has spoken: a refusal before the first
-            // event is an HTTP error with the upstream's status.
-            tokio::select! {
-                started = started => {
-                    if let Ok(Err(e)) = started {
-                        return (Err(ApiError::Upstream(e)), Some(id));
-                    }
-                }
-                () = state.shutdown.cancelled() => return (Err(ApiError::ShuttingDown), Some(id)),
+            if let Err(e) = upstream_spoke(state, started).await {
+                return (Err(e), Some(id));
             }
             (id, subscriber, None)
         }

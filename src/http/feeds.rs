@@ -13,11 +13,10 @@ use serde_json::{Value, json};
 
 use super::access::{check_write, shown_token};
 use super::chat::{ANONYMOUS, idempotency_key};
-use super::json::from_value;
-use super::streams::{created_answer, describe};
+use super::streams::{created_answer, describe, external_body};
 use super::transcriptions::transcription_route;
 use super::{ApiError, AppState};
-use crate::event::token::{hash, mint};
+use crate::event::token::mint;
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
 use crate::feed::{FeedError, SegmentOutcome};
 use crate::providers::{AudioFormat, TranscriptionRequest, wav_duration};
@@ -45,15 +44,7 @@ pub async fn create(
     headers: &HeaderMap,
     body: Value,
 ) -> Result<Response, ApiError> {
-    if state.shutdown.is_cancelled() {
-        return Err(ApiError::ShuttingDown);
-    }
-    let request_hash = hash(&body.to_string());
-    let mut body = body;
-    if let Some(fields) = body.as_object_mut() {
-        fields.remove("kind");
-    }
-    let body: CreateFeed = from_value(body)?;
+    let (body, request_hash): (CreateFeed, String) = external_body(state, body)?;
     let route = state.providers.route(&body.model)?;
     if !route.candidates.iter().any(|c| c.provider.transcribes()) {
         return Err(ApiError::InvalidField {

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::access::{TokenQuery, check_read, check_write, shown_token};
@@ -15,6 +16,7 @@ use super::events::with_stream_id;
 use super::json::{ApiJson, from_value};
 use super::{ApiError, AppState};
 use super::{agents, feeds};
+use crate::event::token::hash;
 use crate::event::{EventId, Format, StreamId};
 use crate::providers::ChatRequest;
 use crate::relay::Launched;
@@ -126,6 +128,22 @@ pub async fn cancel(
     }
     let info = state.log().info(&id).await?;
     Ok(Json(describe(&state, &info)))
+}
+
+/// Reads the body of a request creating a stream written from outside (agent, feed) as `T`,
+/// with the hash that binds an idempotency key to it; `kind` chose the route and is dropped.
+pub fn external_body<T: DeserializeOwned>(
+    state: &AppState,
+    mut body: Value,
+) -> Result<(T, String), ApiError> {
+    if state.shutdown.is_cancelled() {
+        return Err(ApiError::ShuttingDown);
+    }
+    let request_hash = hash(&body.to_string());
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("kind");
+    }
+    Ok((from_value(body)?, request_hash))
 }
 
 /// The answer to creating a stream written from outside (agent, feed): 201 with its status,

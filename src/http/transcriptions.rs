@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::chat::{ANONYMOUS, idempotency_key};
+use super::chat::{ANONYMOUS, idempotency_key, upstream_spoke};
 use super::events::{ReadOptions, last_event_id, open, with_stream_id};
 use super::{ApiError, AppState};
 use crate::event::token::mint;
@@ -235,14 +235,8 @@ async fn answer(
             subscriber,
             ..
         }) => {
-            // 200 only once the upstream has spoken: a refusal is an HTTP error.
-            tokio::select! {
-                started = started => {
-                    if let Ok(Err(e)) = started {
-                        return (Err(ApiError::Upstream(e)), Some(id));
-                    }
-                }
-                () = state.shutdown.cancelled() => return (Err(ApiError::ShuttingDown), Some(id)),
+            if let Err(e) = upstream_spoke(state, started).await {
+                return (Err(e), Some(id));
             }
             (id, subscriber, None)
         }
