@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::agent::Agents;
+use crate::auth::Keys;
 use crate::config::{Config, Secrets, secs};
 use crate::feed::Feeds;
 use crate::prompts::Prompts;
@@ -39,6 +40,8 @@ pub struct Inner {
     pub feeds: Arc<Feeds>,
     pub providers: Providers,
     pub prompts: Prompts,
+    /// Client API keys and their limits; empty when the server runs without keys.
+    pub keys: Keys,
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
     /// open SSE responses end so their clients resume elsewhere.
     pub shutdown: CancellationToken,
@@ -166,7 +169,16 @@ impl AppState {
             tracing::warn!(error = %e, "no prompt templates");
             Prompts::empty(&config.prompts_dir)
         });
+        let limits = &config.limits;
+        let keys = Keys::new(
+            &config.keys,
+            (
+                limits.max_streams_per_key,
+                limits.requests_per_minute_per_key,
+            ),
+        );
         Self(Arc::new(Inner {
+            keys,
             config,
             relay,
             agents,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::auth::{KeyConfig, Secret};
 use crate::config::{Config, ConfigError, Env, Secrets};
 
 #[derive(Parser, Debug)]
@@ -32,6 +33,14 @@ pub struct Cli {
     /// Seconds an abandoned chat completion keeps running for a resume.
     #[arg(long, env = "TOKENRELAY_DETACH_GRACE_SECS", global = true)]
     pub detach_grace_secs: Option<u64>,
+    /// Client API keys, comma-separated: `name=key` or bare keys (added to `[[keys]]`).
+    #[arg(
+        long,
+        env = "TOKENRELAY_API_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub api_keys: Option<Secret>,
     /// Log line format.
     #[arg(
         long,
@@ -72,8 +81,13 @@ impl Cli {
         if let Some(secs) = self.detach_grace_secs {
             config.detach_grace_secs = secs;
         }
-        let secrets = config.apply_env(env);
-        config.validate()?;
+        if let Some(list) = &self.api_keys {
+            config.keys.extend(KeyConfig::parse_list(&list.0));
+        }
+        let file = Config::file(self.config.as_deref());
+        let located = |e| Config::locate(e, file.as_deref());
+        let secrets = config.apply_env(env).map_err(located)?;
+        config.validate().map_err(located)?;
         Ok((config, secrets))
     }
 

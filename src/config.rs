@@ -8,7 +8,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod validate;
+
+pub use validate::line_of;
+
 use crate::agent::AgentSettings;
+use crate::auth::KeyConfig;
 use crate::feed::FeedSettings;
 use crate::providers::ModelAlias;
 use crate::store::StoreLimits;
@@ -44,6 +49,12 @@ pub struct Config {
     pub transcription: Transcription,
     /// `[[models]]`: aliases with their upstream and ordered fallbacks.
     pub models: Vec<ModelAlias>,
+    /// `[[keys]]`: client API keys. None: the server listens on loopback only.
+    pub keys: Vec<KeyConfig>,
+    /// Serve without API keys on a non-loopback address (behind your own auth proxy).
+    pub allow_unauthenticated: bool,
+    /// Origins browsers may call from (`Access-Control-Allow-Origin`); `["*"]` for any.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Retries before the first event (after it, a failure ends the stream).
@@ -181,6 +192,12 @@ pub struct Limits {
     pub memory_budget_bytes: usize,
     pub log_retention_secs: u64,
     pub status_retention_secs: u64,
+    /// Streams one API key may run at once on this instance (a `[[keys]]` entry may override).
+    pub max_streams_per_key: usize,
+    /// Requests one API key may make per minute on this instance (bursts up to this many).
+    pub requests_per_minute_per_key: u32,
+    /// Subscribers one stream may have at once on this instance.
+    pub max_subscribers_per_stream: usize,
 }
 
 /// Timeouts and limits for every upstream call.
@@ -208,7 +225,7 @@ impl Default for Config {
             detach_grace_secs: 30,
             retry_ms: 2000,
             max_body_bytes: 1024 * 1024,
-            shutdown_drain_secs: 10,
+            shutdown_drain_secs: 30,
             store_retry_secs: 30,
             default_provider: None,
             prompts_dir: "prompts".into(),
@@ -219,6 +236,9 @@ impl Default for Config {
             agents: Agents::default(),
             transcription: Transcription::default(),
             models: Vec::new(),
+            keys: Vec::new(),
+            allow_unauthenticated: false,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -232,6 +252,9 @@ impl Default for Limits {
             memory_budget_bytes: store.memory_budget_bytes,
             log_retention_secs: store.log_retention.as_secs(),
             status_retention_secs: store.status_retention.as_secs(),
+            max_streams_per_key: 100,
+            requests_per_minute_per_key: 600,
+            max_subscribers_per_stream: 10_000,
         }
     }
 }
@@ -281,12 +304,23 @@ impl Env for ProcessEnv {
     }
 }
 
-/// Secrets and URLs that only the environment provides.
-#[derive(Clone, Debug, Default)]
+/// Secrets that only the environment provides. `Debug` shows which are set, never them.
+#[derive(Clone, Default)]
 pub struct Secrets {
     pub openai_api_key: Option<String>,
     pub anthropic_api_key: Option<String>,
     pub gemini_api_key: Option<String>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |s: &Option<String>| if s.is_some() { "***" } else { "unset" };
+        f.debug_struct("Secrets")
+            .field("openai_api_key", &shown(&self.openai_api_key))
+            .field("anthropic_api_key", &shown(&self.anthropic_api_key))
+            .field("gemini_api_key", &shown(&self.gemini_api_key))
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -301,19 +335,32 @@ pub enum ConfigError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
-    #[error("invalid setting: {0}")]
-    Invalid(String),
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("{path}:{line}: {source}")]
+    At {
+        path: PathBuf,
+        line: usize,
+        source: Box<ConfigError>,
+    },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl Config {
     /// Reads `path`, or `tokenrelay.toml` in the working directory if it exists, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let default = Path::new("tokenrelay.toml");
-        let path = match path {
-            Some(path) => path,
-            None if default.exists() => default,
-            None => return Ok(Self::default()),
+        let Some(path) = Self::file(path) else {
+            return Ok(Self::default());
         };
+        let path = path.as_path();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -324,12 +371,45 @@ impl Config {
         })
     }
 
+    /// The file settings come from: `path`, or `tokenrelay.toml` here if it exists.
+    pub fn file(path: Option<&Path>) -> Option<PathBuf> {
+        let default = Path::new("tokenrelay.toml");
+        match path {
+            Some(path) => Some(path.to_owned()),
+            None if default.exists() => Some(default.to_owned()),
+            None => None,
+        }
+    }
+
+    /// `error` with the file and line of the setting it names, when the file has it.
+    pub fn locate(error: ConfigError, file: Option<&Path>) -> ConfigError {
+        let ConfigError::Invalid { key, .. } = &error else {
+            return error;
+        };
+        let Some(path) = file else { return error };
+        let line = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| line_of(&text, key));
+        match line {
+            Some(line) => ConfigError::At {
+                path: path.to_owned(),
+                line,
+                source: Box::new(error),
+            },
+            None => error,
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }
 
-    /// Applies environment-only settings (upstream URLs) and returns the secrets.
-    pub fn apply_env(&mut self, env: &dyn Env) -> Secrets {
+    /// Applies environment-only settings (upstream URLs, keys held in variables) and returns
+    /// the secrets.
+    pub fn apply_env(&mut self, env: &dyn Env) -> Result<Secrets, ConfigError> {
+        for key in &mut self.keys {
+            key.resolve(env)?;
+        }
         let upstream = &mut self.upstream;
         let urls = [
             ("OPENAI_BASE_URL", &mut upstream.openai_base_url),
@@ -341,11 +421,11 @@ impl Config {
                 *url = value;
             }
         }
-        Secrets {
+        Ok(Secrets {
             openai_api_key: env.var("OPENAI_API_KEY"),
             anthropic_api_key: env.var("ANTHROPIC_API_KEY"),
             gemini_api_key: env.var("GEMINI_API_KEY"),
-        }
+        })
     }
 
     /// The configuration as it may be shown: the store URL without its password.
@@ -358,106 +438,6 @@ impl Config {
             }
         }
         shown
-    }
-
-    /// Checks what serde cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.store != "memory" && !self.store.starts_with("redis://") {
-            return Err(ConfigError::Invalid(format!(
-                "store `{}` is not supported; use `memory` or a `redis://` URL",
-                self.store
-            )));
-        }
-        let day = 86_400;
-        let ranges = [
-            ("keepalive_secs", self.keepalive_secs, 1, 3600),
-            ("detach_grace_secs", self.detach_grace_secs, 0, day),
-            ("shutdown_drain_secs", self.shutdown_drain_secs, 0, 3600),
-            ("store_retry_secs", self.store_retry_secs, 0, 3600),
-            (
-                "limits.log_retention_secs",
-                self.limits.log_retention_secs,
-                1,
-                30 * day,
-            ),
-            (
-                "limits.status_retention_secs",
-                self.limits.status_retention_secs,
-                1,
-                30 * day,
-            ),
-        ];
-        for (name, value, min, max) in ranges {
-            if !(min..=max).contains(&value) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be between {min} and {max}"
-                )));
-            }
-        }
-        let timeouts = [
-            (
-                "upstream.connect_timeout_secs",
-                self.upstream.connect_timeout_secs,
-            ),
-            (
-                "upstream.first_event_timeout_secs",
-                self.upstream.first_event_timeout_secs,
-            ),
-            (
-                "upstream.idle_timeout_secs",
-                self.upstream.idle_timeout_secs,
-            ),
-            ("redis.lease_secs", self.redis.lease_secs),
-            ("agents.idle_timeout_secs", self.agents.idle_timeout_secs),
-            (
-                "transcription.mock_speedup",
-                self.transcription.mock_speedup,
-            ),
-            (
-                "transcription.idle_timeout_secs",
-                self.transcription.idle_timeout_secs,
-            ),
-            (
-                "transcription.segment_wait_secs",
-                self.transcription.segment_wait_secs,
-            ),
-        ];
-        for (name, value) in timeouts {
-            if !(0.05..=86_400.0).contains(&value) {
-                return Err(ConfigError::Invalid(format!(
-                    "{name} must be between 0.05 and 86400"
-                )));
-            }
-        }
-        if self.agents.window_events == 0 || self.agents.window_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "agents.window_events and agents.window_secs must be at least 1".into(),
-            ));
-        }
-        let t = &self.transcription;
-        if t.window_events == 0 || t.window_secs == 0 || t.max_segment_bytes == 0 {
-            return Err(ConfigError::Invalid(
-                "transcription.window_events, window_secs and max_segment_bytes must be at least 1"
-                    .into(),
-            ));
-        }
-        if t.recent_transcript_chars > crate::event::TRANSCRIPT_KEPT {
-            return Err(ConfigError::Invalid(format!(
-                "transcription.recent_transcript_chars must be at most {}",
-                crate::event::TRANSCRIPT_KEPT
-            )));
-        }
-        if self.agents.max_batch_events == 0 {
-            return Err(ConfigError::Invalid(
-                "agents.max_batch_events must be at least 1".into(),
-            ));
-        }
-        if self.limits.max_stream_events < 2 {
-            return Err(ConfigError::Invalid(
-                "limits.max_stream_events must be at least 2".into(),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -531,7 +511,7 @@ mod tests {
             }
         }
         let mut config = Config::default();
-        let secrets = config.apply_env(&Fake);
+        let secrets = config.apply_env(&Fake).unwrap();
         assert_eq!(config.upstream.openai_base_url, "http://127.0.0.1:9/v1");
         assert_eq!(secrets.openai_api_key.as_deref(), Some("sk-test"));
     }

@@ -10,6 +10,7 @@
 //! - [`feed`]: live transcription feeds: audio segments in order, once, on any instance.
 //! - [`sse`]: SSE framing, resume plans, and the renderers of every client format.
 //! - [`http`]: the routes and the error boundary; [`app`] assembles it all and serves.
+//! - [`auth`]: client API keys, the caller of a request, per-key limits.
 //! - [`prompts`], [`config`], [`cli`]: templates, settings, the command line.
 //!
 //! The producer writes, clients read: a producer task per stream (or an agent's publish
@@ -17,6 +18,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod event;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::auth::StreamPermit;
 use crate::event::{EventBody, StateSnapshot, StreamId};
 use crate::relay::{IdleWatch, create_external};
 use crate::store::{Created, EventLog, StoreError, StreamMeta};
@@ -56,7 +57,7 @@ impl Agents {
     /// watched again as soon as anyone uses it.
     pub fn watch(&self, id: &StreamId) {
         self.idle
-            .watch(id, self.settings.idle_timeout, "agent_idle_timeout");
+            .watch(id, self.settings.idle_timeout, "agent_idle_timeout", None);
     }
 
     /// Creates the stream (or finds the one `key` names), appends `stream.started` and the
@@ -67,6 +68,7 @@ impl Agents {
         meta: StreamMeta,
         key: Option<String>,
         state: Option<Value>,
+        permit: Option<StreamPermit>,
     ) -> Result<Created, StoreError> {
         let initial = state.map(|state| {
             EventBody::StateSnapshot(StateSnapshot {
@@ -78,7 +80,12 @@ impl Agents {
         let first = initial.into_iter().collect();
         let created = create_external(&*self.log, id.clone(), meta, key, window, first).await?;
         if matches!(created, Created::New { .. }) {
-            self.watch(&id);
+            self.idle.watch(
+                &id,
+                self.settings.idle_timeout,
+                "agent_idle_timeout",
+                permit,
+            );
             tracing::info!(stream_id = %id, "agent stream created");
         }
         Ok(created)

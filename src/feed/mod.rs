@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Map, json};
 
+use crate::auth::StreamPermit;
 use crate::event::{Completed, EventBody, StreamId, Text};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -65,7 +66,7 @@ impl Feeds {
     /// Starts (or continues) the idle watch of a feed on this instance.
     pub fn watch(&self, id: &StreamId) {
         self.idle
-            .watch(id, self.settings.idle_timeout, "feed_idle_timeout");
+            .watch(id, self.settings.idle_timeout, "feed_idle_timeout", None);
     }
 
     /// Creates the feed (or finds the one `key` names) and appends `stream.started`.
@@ -74,12 +75,14 @@ impl Feeds {
         id: StreamId,
         meta: StreamMeta,
         key: Option<String>,
+        permit: Option<StreamPermit>,
     ) -> Result<Created, StoreError> {
         let window = (self.settings.window_events, self.settings.window_age);
         let created =
             create_external(&*self.log, id.clone(), meta, key, window, Vec::new()).await?;
         if matches!(created, Created::New { .. }) {
-            self.watch(&id);
+            self.idle
+                .watch(&id, self.settings.idle_timeout, "feed_idle_timeout", permit);
             tracing::info!(stream_id = %id, "live feed created");
         }
         Ok(created)

@@ -2,10 +2,15 @@
 //! `?token=` (EventSource cannot set headers) or `Authorization: Bearer rt_…` / `wt_…`.
 //! Only their hashes are stored; they are compared in constant time.
 
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use subtle::ConstantTimeEq;
 
-use super::ApiError;
+use super::{ApiError, AppState};
+use crate::auth::{Caller, Keys, shown_key};
+use crate::event::Format;
 use crate::event::token::hash;
 use crate::store::StreamMeta;
 
@@ -23,7 +28,7 @@ pub enum Access {
 }
 
 /// The stream token a request shows, if any. Other bearer values are not stream tokens
-/// (they will be API keys).
+/// (they are API keys).
 pub fn shown_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(token) = query.filter(|t| !t.is_empty()) {
         return Some(token.to_owned());
@@ -55,22 +60,113 @@ pub fn access(meta: &StreamMeta, token: &str) -> Option<Access> {
     }
 }
 
-/// Reading: a shown token must be this stream's (a write token also reads); a wrong one
-/// gets 404, exactly like a stream that does not exist. Without a token, reading is open
-/// until API keys exist.
-pub fn check_read(meta: &StreamMeta, token: Option<&str>) -> Result<(), ApiError> {
-    match token {
-        Some(token) if access(meta, token).is_none() => Err(ApiError::StreamNotFound),
-        _ => Ok(()),
+/// What a request wants to do with a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    /// Publish, send audio, finish: the owner's key or the write token.
+    Write,
+    /// Like `Write`, but open to anyone while no keys are configured (loopback only).
+    Cancel,
+}
+
+/// Who may touch a stream on this request: the caller and the stream token it shows.
+pub struct StreamAccess {
+    caller: Caller,
+    token: Option<String>,
+    need: Need,
+}
+
+impl StreamAccess {
+    /// Refuses, before anything is looked up (so the answer says nothing about the stream),
+    /// a request that shows no credential that could grant `need`.
+    pub fn new(
+        caller: Caller,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        need: Need,
+    ) -> Result<Self, ApiError> {
+        let token = shown_token(headers, query_token);
+        if token.is_none() {
+            match (&caller, need) {
+                (Caller::Nobody, _) => return Err(ApiError::MissingApiKey),
+                (Caller::Open, Need::Write) => return Err(ApiError::MissingToken),
+                _ => {}
+            }
+        }
+        Ok(Self {
+            caller,
+            token,
+            need,
+        })
+    }
+
+    /// Whether this request may do what it wants with the stream `meta` describes. A stream
+    /// it may not see answers 404, exactly like one that does not exist.
+    pub fn check(&self, meta: &StreamMeta) -> Result<(), ApiError> {
+        if let Caller::Key(key) = &self.caller {
+            if key.name == meta.owner {
+                return Ok(());
+            }
+        }
+        match (&self.token, &self.caller) {
+            (Some(token), _) => match access(meta, token) {
+                None => Err(ApiError::StreamNotFound),
+                Some(Access::Read) if self.need != Need::Read => Err(ApiError::WriteTokenRequired),
+                Some(_) => Ok(()),
+            },
+            (None, Caller::Open) => Ok(()),
+            (None, _) => Err(ApiError::StreamNotFound),
+        }
     }
 }
 
-/// Writing (publish, and cancel when a token is shown) needs this stream's write token.
-pub fn check_write(meta: &StreamMeta, token: Option<&str>) -> Result<(), ApiError> {
-    match token.map(|t| access(meta, t)) {
-        None => Err(ApiError::MissingToken),
-        Some(Some(Access::Write)) => Ok(()),
-        Some(Some(Access::Read)) => Err(ApiError::WriteTokenRequired),
-        Some(None) => Err(ApiError::StreamNotFound),
+/// Middleware on every route but health, readiness and metrics: finds the [`Caller`],
+/// refuses unknown keys (401) and keys over their request rate (429), and hands the caller
+/// to the handler as a request extension.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let format = if request.uri().path() == "/v1/messages" {
+        Format::Anthropic
+    } else {
+        Format::OpenAi
+    };
+    match caller_of(&state.keys, request.headers()) {
+        Ok(caller) => {
+            if let Caller::Key(key) = &caller {
+                tracing::Span::current().record("key", key.name.as_str());
+            }
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(e) => e.into_response_as(format),
+    }
+}
+
+fn caller_of(keys: &Keys, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    if !keys.enabled() {
+        return Ok(Caller::Open);
+    }
+    let Some(shown) = shown_key(headers) else {
+        return Ok(Caller::Nobody);
+    };
+    let key = keys.find(shown).ok_or(ApiError::InvalidApiKey)?;
+    key.check_rate()
+        .map_err(|retry_after| ApiError::RateLimited {
+            per_minute: key.per_minute(),
+            retry_after,
+        })?;
+    Ok(Caller::Key(key))
+}
+
+/// Routes that need a client key when keys are configured (creating streams, models,
+/// prompts); streams' own routes also take their tokens (see [`StreamAccess`]).
+pub fn require_key(caller: &Caller) -> Result<(), ApiError> {
+    match caller {
+        Caller::Nobody => Err(ApiError::MissingApiKey),
+        Caller::Open | Caller::Key(_) => Ok(()),
     }
 }

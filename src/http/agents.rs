@@ -1,20 +1,21 @@
 //! Agent streams over HTTP: create (`POST /v1/streams {"kind":"agent"}`) and publish
 //! (`POST /v1/streams/{id}/events`, one event or an array, native or AG-UI).
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::access::{TokenQuery, check_write, shown_token};
-use super::chat::{ANONYMOUS, idempotency_key};
+use super::access::{Need, StreamAccess, TokenQuery};
+use super::chat::{idempotency_key, stream_permit};
 use super::json::ApiJson;
 use super::streams::{created_answer, external_body};
 use super::{ApiError, AppState};
 use crate::agent::{BatchError, PublishError, parse_batch};
+use crate::auth::Caller;
 use crate::event::token::mint;
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
 use crate::store::StreamMeta;
@@ -39,6 +40,7 @@ pub struct CreateAgent {
 
 pub async fn create(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Value,
 ) -> Result<Response, ApiError> {
@@ -62,7 +64,7 @@ pub async fn create(
         kind: StreamKind::Agent,
         model: name,
         provider: "publisher".into(),
-        owner: ANONYMOUS.into(),
+        owner: caller.owner().to_owned(),
         created_at: unix_millis() / 1000,
         format,
         include_usage: false,
@@ -73,9 +75,10 @@ pub async fn create(
         feed: None,
     };
     let id = StreamId::random();
+    let permit = stream_permit(caller)?;
     let created = state
         .agents
-        .create(id.clone(), meta, key, body.state)
+        .create(id.clone(), meta, key, body.state, permit)
         .await?;
     let urls = [("events_url", "events"), ("publish_url", "events")];
     let tokens = (read.token, write.token);
@@ -84,20 +87,18 @@ pub async fn create(
 
 pub async fn publish(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
-    let token = shown_token(&headers, query.token.as_deref());
-    // Without a token nothing is looked up: a missing token says nothing about the stream.
-    if token.is_none() {
-        return Err(ApiError::MissingToken);
-    }
+    // Refused before anything is looked up: the answer says nothing about the stream.
+    let access = StreamAccess::new(caller, &headers, query.token.as_deref(), Need::Write)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let head = state.log().head(&id).await?;
-    check_write(&head.meta, token.as_deref())?;
+    access.check(&head.meta)?;
     if head.meta.kind != StreamKind::Agent {
         return Err(ApiError::NotAgentStream);
     }

@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::access::require_key;
 use super::events::{ReadOptions, last_event_id, open, with_stream_id};
 use super::json::ApiJson;
 use super::{ApiError, AppState};
+use crate::auth::{Caller, StreamPermit};
 use crate::event::token::{Minted, hash, mint};
 use crate::event::{Aggregate, Format, StreamId, StreamKind, StreamStatus, unix_millis};
 use crate::providers::ProviderError;
@@ -22,9 +25,6 @@ use tokio::sync::oneshot;
 
 /// Model names are stored with every stream; real ones are far shorter.
 const MAX_MODEL_LEN: usize = 256;
-
-/// The owner of every stream until API keys exist.
-pub const ANONYMOUS: &str = "anonymous";
 
 struct Prepared {
     pub meta: StreamMeta,
@@ -46,6 +46,8 @@ pub struct Endpoint {
     pub detach_grace: Option<Duration>,
     /// Attach the caller as a subscriber before the producer starts.
     pub attach: bool,
+    /// Who asks: owns the stream, and its key's allowlist and limits apply.
+    pub caller: Caller,
 }
 
 /// Validates the request, then starts its stream, or finds the one its idempotency key names
@@ -68,7 +70,9 @@ pub async fn launch(
     let mut request = request;
     apply_prompt(state, &mut request)?;
     let key = idempotency_key(headers, endpoint.name)?;
-    let (prepared, tokens) = prepare(state, &request, endpoint.format, hash(&sent))?;
+    require_key(&endpoint.caller)?;
+    let (prepared, tokens) = prepare(state, &request, &endpoint, hash(&sent))?;
+    let permit = stream_permit(&endpoint.caller)?;
     let request_hash = prepared.meta.request_hash.clone();
     let launched = state
         .relay
@@ -79,6 +83,7 @@ pub async fn launch(
             idempotency_key: key,
             detach_grace: endpoint.detach_grace,
             attach: endpoint.attach,
+            permit,
         })
         .await?;
     if let Launched::Existing(id) = &launched {
@@ -133,7 +138,7 @@ fn apply_prompt(state: &AppState, request: &mut ChatRequest) -> Result<(), ApiEr
 fn prepare(
     state: &AppState,
     request: &ChatRequest,
-    format: Format,
+    endpoint: &Endpoint,
     request_hash: String,
 ) -> Result<(Prepared, Tokens), ApiError> {
     if request.messages.is_empty() {
@@ -145,7 +150,7 @@ fn prepare(
             message: format!("`model` is longer than {MAX_MODEL_LEN} bytes"),
         });
     }
-    let route = state.providers.route(&request.model)?;
+    let route = route_for(state, &endpoint.caller, &request.model)?;
     let tokens = Tokens {
         read: mint("rt_"),
         write: mint("wt_"),
@@ -154,9 +159,9 @@ fn prepare(
         kind: StreamKind::Chat,
         model: request.model.clone(),
         provider: route.primary().provider.name().to_owned(),
-        owner: ANONYMOUS.to_owned(),
+        owner: endpoint.caller.owner().to_owned(),
         created_at: unix_millis() / 1000,
-        format,
+        format: endpoint.format,
         include_usage: request.wants_usage_chunk(),
         choices: request
             .extra
@@ -169,6 +174,21 @@ fn prepare(
         feed: None,
     };
     Ok((Prepared { meta, route }, tokens))
+}
+
+/// The route for `model`, if the caller's key may use it.
+pub fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Route, ApiError> {
+    if !caller.allows_model(model) {
+        return Err(ApiError::ModelNotAllowed(model.chars().take(100).collect()));
+    }
+    Ok(state.providers.route(model)?)
+}
+
+/// A slot among the caller key's concurrent streams (none to take without keys).
+pub fn stream_permit(caller: &Caller) -> Result<Option<StreamPermit>, ApiError> {
+    caller
+        .stream_permit()
+        .map_err(|max| ApiError::TooManyStreams { max })
 }
 
 /// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`.
@@ -186,6 +206,7 @@ pub fn idempotency_key(headers: &HeaderMap, route: &str) -> Result<Option<String
 
 pub async fn completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Response {
@@ -194,6 +215,7 @@ pub async fn completions(
         format: Format::OpenAi,
         detach_grace: Some(Duration::from_secs(state.config.detach_grace_secs)),
         attach: true,
+        caller,
     };
     answer(&state, &headers, request, endpoint).await
 }

@@ -90,8 +90,28 @@ pub enum ApiError {
     SegmentOutOfOrder { expected: u64, got: u64 },
     #[error("this segment (or the one before it) is still being transcribed; retry")]
     SegmentInProgress,
+    #[error("this request needs an API key (`Authorization: Bearer …` or `x-api-key`)")]
+    MissingApiKey,
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    #[error("this API key may not use model `{0}`")]
+    ModelNotAllowed(String),
+    #[error("this API key is over its {per_minute} requests per minute; retry after {} s", retry_after_secs(.retry_after))]
+    RateLimited {
+        per_minute: u32,
+        retry_after: std::time::Duration,
+    },
+    #[error("this API key already runs {max} streams, its maximum; retry when one ends")]
+    TooManyStreams { max: usize },
+    #[error("this stream already has {max} subscribers, its maximum")]
+    TooManySubscribers { max: usize },
     #[error("internal error")]
     Internal,
+}
+
+/// Whole seconds to wait, at least one (a `retry-after` of 0 invites a busy loop).
+fn retry_after_secs(wait: &std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl ApiError {
@@ -136,6 +156,14 @@ impl ApiError {
             Self::NotAFeed => (StatusCode::CONFLICT, "not_a_feed"),
             Self::SegmentOutOfOrder { .. } => (StatusCode::CONFLICT, "segment_out_of_order"),
             Self::SegmentInProgress => (StatusCode::CONFLICT, "segment_in_progress"),
+            Self::MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            Self::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            Self::ModelNotAllowed(_) => (StatusCode::FORBIDDEN, "model_not_allowed"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyStreams { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
+            Self::TooManySubscribers { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_subscribers")
+            }
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -147,7 +175,7 @@ impl ApiError {
             | Self::InvalidEvent { param, .. }
             | Self::StatePatchFailed { param, .. } => Some(param),
             Self::EmptyMessages => Some("messages"),
-            Self::ModelNotFound(_) => Some("model"),
+            Self::ModelNotFound(_) | Self::ModelNotAllowed(_) => Some("model"),
             Self::UnsupportedFormat(_) => Some("format"),
             Self::UnsupportedKind(_) => Some("kind"),
             Self::UnsupportedAudio(_) => Some("file"),
@@ -256,12 +284,21 @@ impl ApiError {
         let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::Upstream(e) => e.retry_after.map(|d| d.as_secs().max(1)),
+            Self::RateLimited { retry_after, .. } => Some(retry_after_secs(retry_after).max(1)),
             Self::StoreFull
             | Self::StoreUnavailable
             | Self::ShuttingDown
-            | Self::PublishContended => Some(1),
+            | Self::PublishContended
+            | Self::TooManyStreams { .. }
+            | Self::TooManySubscribers { .. } => Some(1),
             _ => None,
         };
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tokenrelay\""),
+            );
+        }
         if let Some(secs) = retry_after {
             response
                 .headers_mut()

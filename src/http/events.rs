@@ -1,13 +1,15 @@
 //! `GET /v1/streams/{id}/events`: subscribe with resume (SPEC §5), in any client format.
 
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::access::{check_read, shown_token};
+use super::access::{Need, StreamAccess};
 use super::{ApiError, AppState};
+use crate::auth::Caller;
 use crate::event::{Format, StreamId, StreamKind};
 use crate::relay::SubscriberGuard;
 use crate::sse::{Renderer, ResumePlan, Subscription, plan};
@@ -46,17 +48,20 @@ fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
 
 pub async fn subscribe(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<EventsQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let access = StreamAccess::new(caller, &headers, query.token.as_deref(), Need::Read)?;
+    let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let head = state.log().head(&id).await?;
-    check_read(
-        &head.meta,
-        shown_token(&headers, query.token.as_deref()).as_deref(),
-    )?;
+    access.check(&head.meta)?;
+    let max = state.config.limits.max_subscribers_per_stream;
+    if state.relay.registry.subscribers(&id) >= max {
+        return Err(ApiError::TooManySubscribers { max });
+    }
     let format = match query.format {
         Some(name) => Format::parse(&name).ok_or(ApiError::UnsupportedFormat(name))?,
         None => head.meta.format,

@@ -2,20 +2,21 @@
 //! send a segment (`POST /v1/streams/{id}/audio?segment=N`, the WAV bytes as the body), and
 //! finish (`POST /v1/streams/{id}/finish`).
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::access::{check_write, shown_token};
-use super::chat::{ANONYMOUS, idempotency_key};
+use super::access::{Need, StreamAccess};
+use super::chat::{idempotency_key, route_for, stream_permit};
 use super::streams::{created_answer, describe, external_body};
 use super::transcriptions::transcription_route;
 use super::{ApiError, AppState};
+use crate::auth::Caller;
 use crate::event::token::mint;
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
 use crate::feed::{FeedError, SegmentOutcome};
@@ -41,11 +42,12 @@ pub struct CreateFeed {
 
 pub async fn create(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Value,
 ) -> Result<Response, ApiError> {
     let (body, request_hash): (CreateFeed, String) = external_body(state, body)?;
-    let route = state.providers.route(&body.model)?;
+    let route = route_for(state, caller, &body.model)?;
     if !route.candidates.iter().any(|c| c.provider.transcribes()) {
         return Err(ApiError::InvalidField {
             param: "model".into(),
@@ -77,7 +79,7 @@ pub async fn create(
         kind: StreamKind::Transcription,
         model: body.model,
         provider: route.primary().provider.name().to_owned(),
-        owner: ANONYMOUS.into(),
+        owner: caller.owner().to_owned(),
         created_at: unix_millis() / 1000,
         format,
         include_usage: true,
@@ -88,7 +90,8 @@ pub async fn create(
         feed: Some(FeedMeta { fields }),
     };
     let id = StreamId::random();
-    let created = state.feeds.create(id.clone(), meta, key).await?;
+    let permit = stream_permit(caller)?;
+    let created = state.feeds.create(id.clone(), meta, key, permit).await?;
     let urls = [
         ("events_url", "events"),
         ("audio_url", "audio"),
@@ -104,20 +107,18 @@ pub struct AudioQuery {
     token: Option<String>,
 }
 
-/// The feed, if the shown token may write to it.
+/// The feed, if this request may write to it (its owner's key or its write token).
 async fn writable_feed(
     state: &AppState,
+    caller: Caller,
     id: &str,
     headers: &HeaderMap,
     token: Option<&str>,
 ) -> Result<(StreamId, StreamInfo), ApiError> {
-    let token = shown_token(headers, token);
-    if token.is_none() {
-        return Err(ApiError::MissingToken);
-    }
+    let access = StreamAccess::new(caller, headers, token, Need::Write)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let info = state.log().info(&id).await?;
-    check_write(&info.head.meta, token.as_deref())?;
+    access.check(&info.head.meta)?;
     if info.head.meta.feed.is_none() {
         return Err(ApiError::NotAFeed);
     }
@@ -137,6 +138,7 @@ fn feed_error(e: FeedError) -> ApiError {
 
 pub async fn audio(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<AudioQuery>, QueryRejection>,
     headers: HeaderMap,
@@ -152,7 +154,7 @@ pub async fn audio(
         }
     })?;
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
-    let (id, info) = writable_feed(&state, &id, &headers, query.token.as_deref()).await?;
+    let (id, info) = writable_feed(&state, caller, &id, &headers, query.token.as_deref()).await?;
     let segment: u64 = query
         .segment
         .as_deref()
@@ -204,12 +206,13 @@ pub async fn audio(
 
 pub async fn finish(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<AudioQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
-    let (id, _) = writable_feed(&state, &id, &headers, query.token.as_deref()).await?;
+    let (id, _) = writable_feed(&state, caller, &id, &headers, query.token.as_deref()).await?;
     state.feeds.finish(&id).await.map_err(feed_error)?;
     let info = state.log().info(&id).await?;
     Ok(Json(describe(&state, &info)))

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::chat::{Endpoint, answer, outcome};
 use super::json::parse;
 use super::{ApiError, AppState};
+use crate::auth::Caller;
 use crate::event::Format;
 use crate::providers::{ChatMessage, ChatRequest, MessageContent};
 use crate::store::StreamInfo;
@@ -46,6 +48,7 @@ enum Content {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -69,6 +72,7 @@ pub async fn create(
         format: Format::Anthropic,
         detach_grace: Some(Duration::from_secs(state.config.detach_grace_secs)),
         attach: true,
+        caller,
     };
     answer(&state, &headers, to_chat(request, original), endpoint).await
 }

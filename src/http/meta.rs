@@ -1,21 +1,29 @@
 //! What is configured and whether the instance is healthy: models, liveness, readiness.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::access::require_key;
+use super::{ApiError, AppState};
+use crate::auth::Caller;
 
-pub async fn models(State(state): State<AppState>) -> Json<Value> {
+/// The models the caller's key may use.
+pub async fn models(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    require_key(&caller)?;
     let data: Vec<Value> = state
         .providers
         .listed_models()
         .into_iter()
+        .filter(|(id, _)| caller.allows_model(id))
         .map(|(id, provider)| json!({"id": id, "object": "model", "created": 0, "owned_by": provider}))
         .collect();
-    Json(json!({"object": "list", "data": data}))
+    Ok(Json(json!({"object": "list", "data": data})))
 }
 
 pub async fn healthz() -> Json<Value> {

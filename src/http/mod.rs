@@ -17,10 +17,14 @@ pub use error::ApiError;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Request};
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use axum::middleware;
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -36,6 +40,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 3. `PropagateRequestId`: echoes the id on the response.
 /// 4. `CatchPanic`: a panic becomes a 500 JSON error, never a dropped connection.
 /// 5. `DefaultBodyLimit`: `max_body_bytes`; `ApiJson` turns a breach into 413 `body_too_large`.
+///
+/// Outside them `Cors` answers preflights before anything else runs; inside, every route but
+/// health and readiness goes through `authenticate` (keys, rate limits).
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let upload_limit = state.config.transcription.max_upload_bytes;
@@ -48,13 +55,17 @@ pub fn router(state: AppState) -> Router {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, key = tracing::field::Empty)
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal)
         }))
-        .layer(DefaultBodyLimit::max(limit));
+                .layer(DefaultBodyLimit::max(limit));
+    let cors = cors(&state.config.cors_allowed_origins);
+    let open = Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz));
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
@@ -77,12 +88,43 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(meta::models))
         .route("/v1/prompts", get(prompts::list))
         .route("/v1/prompts/{name}", get(prompts::get))
-        .route("/healthz", get(meta::healthz))
-        .route("/readyz", get(meta::readyz))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::authenticate,
+        ))
+        .merge(open)
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(layers)
+        .layer(cors)
         .with_state(state)
+}
+
+/// CORS for browsers on `origins` (`*` for any): the headers clients send (keys, resume ids,
+/// idempotency keys) are allowed, and the ones they read (stream and request ids) exposed.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("anthropic-version"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-stream-id"),
+            REQUEST_ID,
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 #[derive(Clone, Copy)]

@@ -1,25 +1,33 @@
 //! `GET /v1/prompts` and `GET /v1/prompts/{name}`: the templates in use.
 
-use axum::Json;
 use axum::extract::{Path, State};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
+use super::access::require_key;
 use super::{ApiError, AppState};
+use crate::auth::Caller;
 
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    require_key(&caller)?;
     let data: Vec<Value> = state
         .prompts
         .list()
         .into_iter()
         .map(|p| json!({"name": p.name, "object": "prompt", "description": p.description, "variables": p.variables}))
         .collect();
-    Json(json!({"object": "list", "data": data}))
+    Ok(Json(json!({"object": "list", "data": data})))
 }
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    require_key(&caller)?;
     let prompt = state.prompts.get(&name)?;
     let mut body = json!(prompt);
     body["object"] = json!("prompt");

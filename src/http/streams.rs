@@ -1,21 +1,22 @@
 //! Background streams: create (`POST /v1/streams`), status (`GET /v1/streams/{id}`) and
 //! cancel (`POST /v1/streams/{id}/cancel`).
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::access::{TokenQuery, check_read, check_write, shown_token};
+use super::access::{Need, StreamAccess, TokenQuery, require_key};
 use super::chat::{Endpoint, launch};
 use super::events::with_stream_id;
 use super::json::{ApiJson, from_value};
 use super::{ApiError, AppState};
 use super::{agents, feeds};
+use crate::auth::Caller;
 use crate::event::token::hash;
 use crate::event::{EventId, Format, StreamId};
 use crate::providers::ChatRequest;
@@ -30,9 +31,11 @@ pub struct CreateStream {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
+    require_key(&caller)?;
     let kind = match body.get("kind") {
         Some(Value::String(kind)) => kind.clone(),
         Some(_) => {
@@ -50,15 +53,16 @@ pub async fn create(
         }
     };
     match kind.as_str() {
-        "chat" => create_chat(&state, &headers, from_value(body)?).await,
-        "agent" => agents::create(&state, &headers, body).await,
-        "transcription" => feeds::create(&state, &headers, body).await,
+        "chat" => create_chat(&state, caller, &headers, from_value(body)?).await,
+        "agent" => agents::create(&state, &caller, &headers, body).await,
+        "transcription" => feeds::create(&state, &caller, &headers, body).await,
         other => Err(ApiError::UnsupportedKind(other.chars().take(40).collect())),
     }
 }
 
 async fn create_chat(
     state: &AppState,
+    caller: Caller,
     headers: &HeaderMap,
     body: CreateStream,
 ) -> Result<Response, ApiError> {
@@ -71,6 +75,7 @@ async fn create_chat(
         format: Format::Native,
         detach_grace: None,
         attach: false,
+        caller,
     };
     let (launched, tokens) = launch(state, headers, request, endpoint).await?;
     let (id, status, read_token, write_token) = match launched {
@@ -93,35 +98,33 @@ async fn create_chat(
 
 pub async fn status(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let access = StreamAccess::new(caller, &headers, query.token.as_deref(), Need::Read)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let info = state.log().info(&id).await?;
-    check_read(
-        &info.head.meta,
-        shown_token(&headers, query.token.as_deref()).as_deref(),
-    )?;
+    access.check(&info.head.meta)?;
     Ok(Json(describe(&state, &info)))
 }
 
 /// Cancels the generation (idempotent) and answers the resulting status.
 pub async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let access = StreamAccess::new(caller, &headers, query.token.as_deref(), Need::Cancel)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     // Only streams whose log still exists can be cancelled; 404 otherwise.
     let head = state.log().head(&id).await?;
-    // Until API keys exist, cancel is open; a token shown must be the write token.
-    if let Some(token) = shown_token(&headers, query.token.as_deref()) {
-        check_write(&head.meta, Some(&token))?;
-    }
+    access.check(&head.meta)?;
     let cancelled_now = state.relay.cancel(&id, "user").await?;
     if cancelled_now {
         tracing::info!(stream_id = %id, "stream cancelled by request");

@@ -4,15 +4,18 @@
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::chat::{ANONYMOUS, idempotency_key, upstream_spoke};
+use super::access::require_key;
+use super::chat::{idempotency_key, stream_permit, upstream_spoke};
 use super::events::{ReadOptions, last_event_id, open, with_stream_id};
 use super::{ApiError, AppState};
+use crate::auth::Caller;
 use crate::event::token::mint;
 use crate::event::{Format, StreamId, StreamKind, unix_millis};
 use crate::providers::{AudioFormat, Job, Route, TranscriptionRequest, wav_duration};
@@ -166,10 +169,11 @@ fn request_hash(upload: &Upload) -> String {
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let (result, id) = answer(&state, &headers, form).await;
+    let (result, id) = answer(&state, &caller, &headers, form).await;
     let response = result.unwrap_or_else(IntoResponse::into_response);
     match id {
         Some(id) => with_stream_id(response, &id),
@@ -179,19 +183,28 @@ pub async fn create(
 
 async fn answer(
     state: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> (Result<Response, ApiError>, Option<StreamId>) {
-    let upload = match read(state, form).await {
-        Ok(upload) => upload,
-        Err(e) => return (Err(e), None),
+    let checked = async {
+        require_key(caller)?;
+        let upload = read(state, form).await?;
+        if !caller.allows_model(&upload.model) {
+            let model = upload.model.chars().take(100).collect();
+            return Err(ApiError::ModelNotAllowed(model));
+        }
+        let route = transcription_route(state, &upload.model, upload.request.format)?;
+        Ok((upload, route, stream_permit(caller)?))
     };
-    let route = match transcription_route(state, &upload.model, upload.request.format) {
-        Ok(route) => route,
+    let (upload, route, permit) = match checked.await {
+        Ok(checked) => checked,
         Err(e) => return (Err(e), None),
     };
     if !upload.stream {
-        return (whole(&route, &upload).await, None);
+        let answer = whole(&route, &upload).await;
+        drop(permit);
+        return (answer, None);
     }
     if state.shutdown.is_cancelled() {
         return (Err(ApiError::ShuttingDown), None);
@@ -206,7 +219,7 @@ async fn answer(
         kind: StreamKind::Transcription,
         model: upload.model.clone(),
         provider: route.primary().provider.name().to_owned(),
-        owner: ANONYMOUS.into(),
+        owner: caller.owner().to_owned(),
         created_at: unix_millis() / 1000,
         format: Format::OpenAi,
         include_usage: true,
@@ -225,6 +238,7 @@ async fn answer(
             idempotency_key: key,
             detach_grace: Some(Duration::from_secs(state.config.detach_grace_secs)),
             attach: true,
+            permit,
         })
         .await;
     let (id, guard, position) = match launched {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::StreamPermit;
 use crate::event::{EventBody, StreamId};
 use crate::store::{EventLog, StoreError};
 
@@ -45,7 +46,14 @@ impl IdleWatch {
     /// Starts watching `id` here unless this instance already does. Called on every write
     /// and subscription, so a stream whose creating instance restarted is watched again as
     /// soon as anyone uses it.
-    pub fn watch(&self, id: &StreamId, idle: Duration, code: &'static str) {
+    /// `permit` (the creating key's stream slot) is held until the stream ends.
+    pub fn watch(
+        &self,
+        id: &StreamId,
+        idle: Duration,
+        code: &'static str,
+        permit: Option<StreamPermit>,
+    ) {
         if self.stop.is_cancelled() || !lock(&self.watching).insert(id.clone()) {
             return;
         }
@@ -54,6 +62,7 @@ impl IdleWatch {
         self.tasks.spawn(async move {
             watch_idle(log, id.clone(), idle, code, stop).await;
             lock(&watching).remove(&id);
+            drop(permit);
         });
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::StreamPermit;
 use crate::event::{Epoch, EventBody, StreamId};
 use crate::providers::{Job, ProviderError, Route};
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
@@ -49,6 +50,8 @@ pub struct Launch {
     pub detach_grace: Option<Duration>,
     /// Attach a subscriber before the producer starts, so the grace window starts attached.
     pub attach: bool,
+    /// The creating key's stream slot, held for as long as the producer runs.
+    pub permit: Option<StreamPermit>,
 }
 
 /// What [`Relay::start`] did.
@@ -113,6 +116,7 @@ impl Relay {
             slot: self.registry.producer(&id),
             interrupt: self.interrupt.clone(),
             started: Some(started_tx),
+            _permit: launch.permit,
         };
         tracing::info!(stream_id = %id, model = %producer.meta.model, "stream started");
         let (log, stream) = (Arc::clone(&self.log), id.clone());

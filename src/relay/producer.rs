@@ -9,6 +9,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::StreamPermit;
 use crate::event::{Completed, EventBody, Started, StreamId, Usage, unix_millis};
 use crate::providers::{Job, ProviderError, ProviderErrorKind, ProviderEvent, Route};
 use crate::store::{EventLog, StoreError, StreamMeta};
@@ -46,6 +47,8 @@ pub(super) struct Producer {
     pub interrupt: CancellationToken,
     /// Told whether the upstream accepted the request, once it has spoken.
     pub started: Option<oneshot::Sender<Result<(), ProviderError>>>,
+    /// The creating key's stream slot, freed when the producer ends.
+    pub _permit: Option<StreamPermit>,
 }
 
 /// Why the producer stopped before its upstream finished.
