@@ -197,9 +197,10 @@ impl AppState {
     }
 }
 
-/// Serves until `shutdown` resolves, then: stops accepting, ends SSE responses (clients
-/// resume elsewhere), gives running producers `shutdown_drain_secs` to finish, and ends the
-/// rest `failed` with code `interrupted`. Returns when every task has ended.
+/// Serves until `shutdown` resolves, then: fails readiness and refuses new streams, ends SSE
+/// responses (clients resume elsewhere), gives running producers `shutdown_drain_secs` to
+/// finish, ends the rest `failed` with code `interrupted`, and only then stops accepting
+/// connections. Returns when every task has ended.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -230,8 +231,11 @@ pub async fn serve(
     #[cfg(unix)]
     spawn_reload_on_hangup(&state);
     let router = crate::http::router(state.clone());
+    // The listener keeps answering through the drain: `/readyz` says 503 (so load balancers
+    // stop sending traffic), new streams get 503 `shutting_down`. It closes once the drain ends.
+    let stop_accepting = CancellationToken::new();
     let graceful = axum::serve(listener, router)
-        .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
+        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
         .into_future();
     let mut server = tokio::spawn(graceful);
     let died = tokio::select! {
@@ -253,6 +257,7 @@ pub async fn serve(
         state.relay.interrupt_all();
         state.tasks.wait().await;
     }
+    stop_accepting.cancel();
     let served = match died {
         Some(served) => served,
         None => match tokio::time::timeout_at(deadline + CLOSE_GRACE, &mut server).await {

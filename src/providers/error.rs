@@ -44,6 +44,16 @@ impl ProviderError {
     }
 
     /// The stable code clients see.
+    /// The error with every one of `secrets` cut out of its message.
+    pub fn redacted(mut self, secrets: &[String]) -> Self {
+        for secret in secrets {
+            if self.message.contains(secret.as_str()) {
+                self.message = self.message.replace(secret.as_str(), "***");
+            }
+        }
+        self
+    }
+
     pub fn code(&self) -> &'static str {
         match self.kind {
             ProviderErrorKind::Connect => "upstream_unreachable",

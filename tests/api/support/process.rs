@@ -2,7 +2,9 @@
 //! for `kill -9`.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -11,6 +13,8 @@ pub struct Instance {
     pub addr: SocketAddr,
     child: Child,
     _config: TempFile,
+    /// Every line the process printed on stdout (its logs), for tests that read them.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 struct TempFile(std::path::PathBuf);
@@ -46,7 +50,7 @@ impl Instance {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
-            let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
                 .await
                 .expect("the instance starts within 20 s")
                 .unwrap()
@@ -56,11 +60,18 @@ impl Instance {
             }
         };
         // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&output);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                kept.lock().unwrap().push(line);
+            }
+        });
         Self {
             addr,
             child,
             _config: TempFile(path),
+            output,
         }
     }
 
@@ -77,6 +88,19 @@ impl Instance {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// What the process printed on stdout so far, one line each.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// Waits for the process to exit; `None` if it still runs after `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .map(|status| status.unwrap())
     }
 
     /// SIGKILL: no shutdown, no drain, no goodbye.
