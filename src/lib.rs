@@ -10,6 +10,7 @@
 //! - [`feed`]: live transcription feeds: audio segments in order, once, on any instance.
 //! - [`sse`]: SSE framing, resume plans, and the renderers of every client format.
 //! - [`http`]: the routes and the error boundary; [`app`] assembles it all and serves.
+//! - [`telemetry`]: Prometheus metrics (`/metrics`) and the request middleware that feeds them.
 //! - [`prompts`], [`config`], [`cli`]: templates, settings, the command line.
 //!
 //! The producer writes, clients read: a producer task per stream (or an agent's publish
@@ -27,3 +28,4 @@ pub mod providers;
 pub mod relay;
 pub mod sse;
 pub mod store;
+pub mod telemetry;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::relay::{IdleWatch, RetryPolicy, Timeouts, create_external};
 use crate::store::{Created, EventLog, StoreError, StreamMeta};
+use crate::telemetry::Metrics;
 
 /// How feeds behave (`[transcription]` in the config).
 #[derive(Clone, Debug)]
@@ -40,6 +41,7 @@ pub struct Feeds {
     interrupt: CancellationToken,
     turns: segment::Turns,
     pub settings: FeedSettings,
+    metrics: Metrics,
 }
 
 impl Feeds {
@@ -49,6 +51,7 @@ impl Feeds {
         (timeouts, retry): (Timeouts, RetryPolicy),
         (tasks, interrupt): (TaskTracker, CancellationToken),
         settings: FeedSettings,
+        metrics: Metrics,
     ) -> Self {
         Self {
             log,
@@ -59,6 +62,7 @@ impl Feeds {
             interrupt,
             turns: segment::Turns::default(),
             settings,
+            metrics,
         }
     }
 

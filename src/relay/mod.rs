@@ -21,10 +21,12 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::event::{Epoch, EventBody, StreamId};
 use crate::providers::{Job, ProviderError, Route};
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+use crate::telemetry::Metrics;
 
 use producer::Producer;
 
@@ -37,6 +39,7 @@ pub struct Relay {
     interrupt: CancellationToken,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    metrics: Metrics,
 }
 
 /// A generation (chat or transcription) to start.
@@ -71,6 +74,7 @@ impl Relay {
         tasks: TaskTracker,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        metrics: Metrics,
     ) -> Self {
         Self {
             log,
@@ -79,10 +83,13 @@ impl Relay {
             interrupt: CancellationToken::new(),
             timeouts,
             retry,
+            metrics,
         }
     }
 
     pub async fn start(&self, launch: Launch) -> Result<Launched, StoreError> {
+        // Time to first token counts from here: the request is parsed and valid.
+        let begun = std::time::Instant::now();
         let id = StreamId::random();
         let meta = launch.meta;
         let created = self
@@ -113,10 +120,24 @@ impl Relay {
             slot: self.registry.producer(&id),
             interrupt: self.interrupt.clone(),
             started: Some(started_tx),
+            metrics: self.metrics.clone(),
+            begun,
         };
         tracing::info!(stream_id = %id, model = %producer.meta.model, "stream started");
+        // The producer outlives the request that started it, so its span is a root of its
+        // own that only points back at the request. `provider` becomes the one that answered.
+        let span = tracing::info_span!(
+            parent: None,
+            "producer",
+            stream_id = %id,
+            model = %producer.meta.model,
+            provider = %producer.meta.provider,
+        );
+        span.follows_from(tracing::Span::current());
+        let active = self.metrics.stream_started();
         let (log, stream) = (Arc::clone(&self.log), id.clone());
-        self.tasks.spawn(async move {
+        let run = async move {
+            let _active = active;
             // Every stream ends with a terminal event, even if its producer has a bug.
             if AssertUnwindSafe(producer.run())
                 .catch_unwind()
@@ -129,7 +150,8 @@ impl Relay {
                 let _ = log.finish(&stream, failed).await;
                 log.release(&stream).await;
             }
-        });
+        };
+        self.tasks.spawn(run.instrument(span));
         Ok(Launched::New {
             id,
             epoch,

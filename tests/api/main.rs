@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod meta;
+mod metrics;
 mod prompts;
 mod resume;
 mod routing;
