@@ -44,6 +44,11 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let upload_limit = state.config.transcription.max_upload_bytes;
     let segment_limit = state.config.transcription.max_segment_bytes;
+    // Prometheus text, without a client key. With `metrics_listen` it moves to that address.
+    let public_metrics = match state.config.metrics_listen {
+        None => Router::new().route("/metrics", get(meta::metrics)),
+        Some(_) => Router::new(),
+    };
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(
@@ -91,8 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/prompts/{name}", get(prompts::get))
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        // Prometheus text; needs no client key (restrict it at the proxy or network).
-        .route("/metrics", get(meta::metrics))
+        .merge(public_metrics)
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::telemetry::observe,
@@ -100,6 +104,15 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(layers)
+        .with_state(state)
+}
+
+/// What `metrics_listen` serves: metrics and health for operators, nothing a client uses.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(meta::metrics))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
         .with_state(state)
 }
 

@@ -317,3 +317,27 @@ fn the_parser_reads_labels_with_escapes() {
     assert_eq!(scrape.sum("y", &[]), 1.5);
     assert_eq!(scrape.sum("z_bucket", &[("le", "+Inf")]), 2.0);
 }
+
+#[tokio::test]
+async fn metrics_listen_takes_metrics_off_the_public_port() {
+    let mut config = test_config();
+    config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let app = spawn_app_with(config, None).await;
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+    // What the binary runs on `metrics_listen`, on port 0 here.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops = listener.local_addr().unwrap();
+    let router = tokenrelay::http::ops_router(app.state.clone());
+    tokio::spawn(std::future::IntoFuture::into_future(axum::serve(
+        listener, router,
+    )));
+    let get = |path: &str| app.client.get(format!("http://{ops}{path}")).send();
+    let metrics = get("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let scraped = parse(&metrics.text().await.unwrap());
+    assert_eq!(scraped.sum(ACTIVE_STREAMS, &[]), 0.0);
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    assert_eq!(get("/v1/models").await.unwrap().status(), 404);
+}
