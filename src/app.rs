@@ -20,6 +20,7 @@ use crate::providers::{
 };
 use crate::relay::{IdleWatch, Relay, RetryPolicy, Timeouts};
 use crate::store::{EventLog, MemoryStore, RedisConfig, RedisStore};
+use crate::telemetry::{MeteredLog, Metrics};
 
 /// How often finished streams are checked for expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -28,6 +29,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const PRESENCE_EVERY: Duration = Duration::from_secs(5);
 /// After the drain window, connections still open get this long before they are dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How often recorded latency samples are folded into their histogram buckets.
+const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything a request handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -42,6 +45,8 @@ pub struct Inner {
     pub prompts: Prompts,
     /// Client API keys and their limits; empty when the server runs without keys.
     pub keys: Keys,
+    /// This instance's own metrics registry (see `telemetry` for why not a global one).
+    pub metrics: Metrics,
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
     /// open SSE responses end so their clients resume elsewhere.
     pub shutdown: CancellationToken,
@@ -131,6 +136,8 @@ impl AppState {
 
     /// The state around a given store and providers (tests use this to inject fakes).
     pub fn from_parts(config: Config, log: Arc<dyn EventLog>, providers: Providers) -> Self {
+        let metrics = Metrics::new();
+        let log: Arc<dyn EventLog> = Arc::new(MeteredLog::new(log, metrics.clone()));
         let tasks = TaskTracker::new();
         let timeouts = Timeouts {
             first_event: secs(config.upstream.first_event_timeout_secs),
@@ -157,13 +164,20 @@ impl AppState {
             config.agents.settings(),
             Arc::clone(&idle),
         );
-        let relay = Relay::new(Arc::clone(&log), tasks.clone(), timeouts, retry);
+        let relay = Relay::new(
+            Arc::clone(&log),
+            tasks.clone(),
+            timeouts,
+            retry,
+            metrics.clone(),
+        );
         let feeds = Arc::new(Feeds::new(
             log,
             idle,
             (timeouts, retry),
             (tasks.clone(), relay.interrupted()),
             config.transcription.feed_settings(),
+            metrics.clone(),
         ));
         let prompts = Prompts::load(&config.prompts_dir).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "no prompt templates");
@@ -185,6 +199,7 @@ impl AppState {
             feeds,
             providers,
             prompts,
+            metrics,
             shutdown,
             tasks,
             store_tasks,
@@ -212,6 +227,15 @@ pub async fn serve(
             tokio::select! {
                 () = sweeper.shutdown.cancelled() => return,
                 () = tokio::time::sleep(SWEEP_EVERY) => sweeper.log().sweep().await,
+            }
+        }
+    });
+    let upkeep = state.clone();
+    state.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = upkeep.shutdown.cancelled() => return,
+                () = tokio::time::sleep(METRICS_UPKEEP_EVERY) => upkeep.metrics.upkeep(),
             }
         }
     });

@@ -24,6 +24,9 @@ pub struct Cli {
     /// Address to listen on.
     #[arg(long, env = "TOKENRELAY_LISTEN", global = true)]
     pub listen: Option<SocketAddr>,
+    /// A separate address for `/metrics`, `/healthz` and `/readyz` only.
+    #[arg(long, env = "TOKENRELAY_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Event store: `memory` or a `redis://` URL.
     #[arg(long, env = "TOKENRELAY_STORE", global = true)]
     pub store: Option<String>,
@@ -71,6 +74,9 @@ impl Cli {
         let mut config = Config::load(self.config.as_deref())?;
         if let Some(listen) = self.listen {
             config.listen = listen;
+        }
+        if let Some(listen) = self.metrics_listen {
+            config.metrics_listen = Some(listen);
         }
         if let Some(store) = &self.store {
             config.store.clone_from(store);

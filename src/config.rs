@@ -23,6 +23,9 @@ use crate::store::StoreLimits;
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// A second address that serves only `/metrics`, `/healthz` and `/readyz`; when set,
+    /// `listen` stops serving `/metrics`, so it can stay off the public port.
+    pub metrics_listen: Option<SocketAddr>,
     /// `memory`, or a `redis://` URL (several instances share streams through it).
     pub store: String,
     /// Seconds between keepalive comment lines on idle SSE connections.
@@ -220,6 +223,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             store: "memory".to_owned(),
             keepalive_secs: 15,
             detach_grace_secs: 30,

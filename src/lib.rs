@@ -11,6 +11,7 @@
 //! - [`sse`]: SSE framing, resume plans, and the renderers of every client format.
 //! - [`http`]: the routes and the error boundary; [`app`] assembles it all and serves.
 //! - [`auth`]: client API keys, the caller of a request, per-key limits.
+//! - [`telemetry`]: Prometheus metrics (`/metrics`) and the request middleware that feeds them.
 //! - [`prompts`], [`config`], [`cli`]: templates, settings, the command line.
 //!
 //! The producer writes, clients read: a producer task per stream (or an agent's publish
@@ -29,3 +30,4 @@ pub mod providers;
 pub mod relay;
 pub mod sse;
 pub mod store;
+pub mod telemetry;

@@ -1,5 +1,7 @@
 //! The `tokenrelay` binary: parse flags, load config, start logging, bind, serve.
 
+use std::future::IntoFuture;
+
 use clap::Parser;
 use tokenrelay::app::{AppState, serve};
 use tokenrelay::cli::{Cli, Command};
@@ -20,7 +22,7 @@ async fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     cli.init_tracing();
-    let listen = config.listen;
+    let (listen, metrics_listen) = (config.listen, config.metrics_listen);
     let state = match AppState::new(config, secrets) {
         Ok(state) => state,
         Err(e) => {
@@ -35,6 +37,22 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    if let Some(ops) = metrics_listen {
+        match tokio::net::TcpListener::bind(ops).await {
+            // Ends with the process, after the main server has drained, so readiness and
+            // metrics stay visible during the drain.
+            Ok(ops_listener) => {
+                let ops_addr = ops_listener.local_addr().unwrap_or(ops);
+                let router = tokenrelay::http::ops_router(state.clone());
+                tokio::spawn(axum::serve(ops_listener, router).into_future());
+                println!("tokenrelay metrics and health on http://{ops_addr}");
+            }
+            Err(e) => {
+                eprintln!("tokenrelay: cannot listen on {ops}: {e}");
+                return std::process::ExitCode::from(1);
+            }
+        }
+    }
     let addr = listener.local_addr().unwrap_or(listen);
     println!("tokenrelay listening on http://{addr}");
     println!("try it (mock model, no key needed):");

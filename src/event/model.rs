@@ -1,12 +1,14 @@
 //! The native event model (SPEC §4): what the log stores and every renderer reads.
 
+use std::time::Instant;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::StreamKind;
 
 /// One immutable entry of a stream's log.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Event {
     /// Dense per-stream sequence number, starting at 1.
     pub seq: u64,
@@ -15,9 +17,23 @@ pub struct Event {
     pub body: EventBody,
     /// The native `data:` JSON, serialized once at append so fan-out never re-encodes it.
     pub data: Box<str>,
+    /// When this process appended the event, for the added-latency metric. `None` for an
+    /// event read back from a shared store: another clock's instant would be a guess.
+    pub received: Option<Instant>,
+}
+
+/// The local receive instant is bookkeeping, not part of what an event is.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+            && self.time_ms == other.time_ms
+            && self.body == other.body
+            && self.data == other.data
+    }
 }
 
 impl Event {
+    /// An event appended here and now.
     pub fn new(seq: u64, time_ms: u64, body: EventBody) -> Self {
         let data = body.data_json().into_boxed_str();
         Self {
@@ -25,6 +41,7 @@ impl Event {
             time_ms,
             body,
             data,
+            received: Some(Instant::now()),
         }
     }
 
@@ -35,6 +52,7 @@ impl Event {
             time_ms,
             body,
             data,
+            received: None,
         }
     }
 

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::relay::{IdleWatch, RetryPolicy, Timeouts, create_external};
 use crate::store::{Created, EventLog, StoreError, StreamMeta};
+use crate::telemetry::Metrics;
 
 /// How feeds behave (`[transcription]` in the config).
 #[derive(Clone, Debug)]
@@ -41,6 +42,7 @@ pub struct Feeds {
     interrupt: CancellationToken,
     turns: segment::Turns,
     pub settings: FeedSettings,
+    metrics: Metrics,
 }
 
 impl Feeds {
@@ -50,6 +52,7 @@ impl Feeds {
         (timeouts, retry): (Timeouts, RetryPolicy),
         (tasks, interrupt): (TaskTracker, CancellationToken),
         settings: FeedSettings,
+        metrics: Metrics,
     ) -> Self {
         Self {
             log,
@@ -60,6 +63,7 @@ impl Feeds {
             interrupt,
             turns: segment::Turns::default(),
             settings,
+            metrics,
         }
     }
 

@@ -226,13 +226,15 @@ impl Feeds {
         let duration_ms = request.duration.map(|d| d.as_millis() as u64);
         let job = Job::Transcription(request);
         let Connected {
-            mut stream, first, ..
-        } = match connect(id, route, &job, &self.timeouts, &self.retry).await {
+            mut stream,
+            first,
+            provider,
+        } = match connect(id, route, &job, &self.timeouts, &self.retry, &self.metrics).await {
             Ok(connected) => connected,
             Err(e) => return Err(self.fail(id, writer.expected, e).await),
         };
         let (mut text, mut usage) = (String::new(), None);
-        let mut item = Ok(first);
+        let mut item: Result<ProviderEvent, ProviderError> = Ok(first);
         loop {
             let mut events = Vec::new();
             match item {
@@ -272,7 +274,10 @@ impl Feeds {
                         last_event_id,
                     });
                 }
-                Err(e) => return Err(self.fail(id, writer.expected, e).await),
+                Err(e) => {
+                    self.metrics.upstream_error(provider, e.code());
+                    return Err(self.fail(id, writer.expected, e).await);
+                }
             }
             if !events.is_empty() {
                 self.append_or_fail(id, &mut writer, events).await?;

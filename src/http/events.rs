@@ -13,7 +13,8 @@ use crate::auth::Caller;
 use crate::event::{Format, StreamId, StreamKind};
 use crate::relay::SubscriberGuard;
 use crate::sse::{Renderer, ResumePlan, Subscription, plan};
-use crate::store::LogHead;
+use crate::store::{LogHead, StoreError};
+use crate::telemetry::record_stream_id;
 
 #[derive(Deserialize)]
 pub struct EventsQuery {
@@ -56,7 +57,12 @@ pub async fn subscribe(
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let access = StreamAccess::new(caller, &headers, query.token.as_deref(), Need::Read)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
-    let head = state.log().head(&id).await?;
+    let position = last_event_id(&headers).or(query.last_event_id.filter(|v| !v.is_empty()));
+    let head = state.log().head(&id).await.inspect_err(|e| {
+        if *e == StoreError::NotFound && position.is_some() {
+            state.metrics.resume_not_found();
+        }
+    })?;
     access.check(&head.meta)?;
     let max = state.config.limits.max_subscribers_per_stream;
     if state.relay.registry.subscribers(&id) >= max {
@@ -80,7 +86,6 @@ pub async fn subscribe(
             state.feeds.watch(&id);
         }
     }
-    let position = last_event_id(&headers).or(query.last_event_id.filter(|v| !v.is_empty()));
     let options = ReadOptions {
         format,
         position: position.as_deref(),
@@ -116,7 +121,12 @@ pub fn open(
         return Err(ApiError::ShuttingDown);
     }
     let renderer = Renderer::new(options.format, &id, &head.meta);
-    let (after, reset) = match plan(&head, options.position) {
+    let planned = plan(&head, options.position);
+    if options.position.is_some() {
+        let refused = options.strict || !renderer.carries_reset();
+        state.metrics.resume(&planned, refused);
+    }
+    let (after, reset) = match planned {
         ResumePlan::From(after) => (after, None),
         ResumePlan::Finished => {
             return Ok(with_stream_id(StatusCode::NO_CONTENT.into_response(), &id));
@@ -149,11 +159,14 @@ pub fn open(
         shutdown: state.shutdown.clone(),
         guard,
         presence,
+        metrics: state.metrics.clone(),
     };
     Ok(with_stream_id(subscription.into_response(), &id))
 }
 
+/// Also puts the stream on the request's span, for the routes that create one.
 pub fn with_stream_id(mut response: Response, id: &StreamId) -> Response {
+    record_stream_id(id);
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert("x-stream-id", value);
     }

@@ -1,7 +1,8 @@
-//! What is configured and whether the instance is healthy: models, liveness, readiness.
+//! What is configured and whether the instance is healthy: models, liveness, readiness,
+//! metrics.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde_json::{Value, json};
@@ -42,5 +43,16 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (
         status,
         Json(json!({"ready": status == StatusCode::OK, "store": store, "draining": draining})),
+    )
+}
+
+/// The Prometheus text exposition of this instance's metrics.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
     )
 }

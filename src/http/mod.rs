@@ -36,36 +36,55 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the router. Layers, outermost first:
 /// 1. `SetRequestId`: gives every request an `x-request-id` (keeps a client-sent one).
-/// 2. `Trace`: one span per request carrying that id; handlers add `stream_id`.
+/// 2. `Trace`: one span per request carrying that id; `stream_id` is recorded on it by the
+///    route layer (ids in paths) and by `with_stream_id` (created streams).
 /// 3. `PropagateRequestId`: echoes the id on the response.
 /// 4. `CatchPanic`: a panic becomes a 500 JSON error, never a dropped connection.
 /// 5. `DefaultBodyLimit`: `max_body_bytes`; `ApiJson` turns a breach into 413 `body_too_large`.
 ///
 /// Outside them `Cors` answers preflights before anything else runs; inside, every route but
 /// health and readiness goes through `authenticate` (keys, rate limits).
+///
+/// Around each matched route (after routing, so the route template is known):
+/// `telemetry::observe` counts the request by template and status and records `stream_id`.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let upload_limit = state.config.transcription.max_upload_bytes;
     let segment_limit = state.config.transcription.max_segment_bytes;
+    // Prometheus text, without a client key. With `metrics_listen` it moves to that address.
+    let public_metrics = match state.config.metrics_listen {
+        None => Router::new().route("/metrics", get(meta::metrics)),
+        Some(_) => Router::new(),
+    };
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, key = tracing::field::Empty)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = %id,
+                    stream_id = tracing::field::Empty,
+                    key = tracing::field::Empty,
+                )
+            }),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::Internal)
         }))
-                .layer(DefaultBodyLimit::max(limit));
+        .layer(DefaultBodyLimit::max(limit));
     let cors = cors(&state.config.cors_allowed_origins);
     let open = Router::new()
         .route("/healthz", get(meta::healthz))
-        .route("/readyz", get(meta::readyz));
+        .route("/readyz", get(meta::readyz))
+        .merge(public_metrics);
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
@@ -93,6 +112,10 @@ pub fn router(state: AppState) -> Router {
             access::authenticate,
         ))
         .merge(open)
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::telemetry::observe,
+        ))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(layers)
@@ -125,6 +148,15 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::RETRY_AFTER,
         ])
         .max_age(Duration::from_secs(600))
+}
+
+/// What `metrics_listen` serves: metrics and health for operators, nothing a client uses.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(meta::metrics))
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .with_state(state)
 }
 
 #[derive(Clone, Copy)]

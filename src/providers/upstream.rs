@@ -68,20 +68,45 @@ pub trait Decoder: Send + 'static {
     fn end(&mut self) -> Result<ProviderEvent, ProviderError>;
 }
 
-/// Sends `call`; connection failures and non-2xx answers become [`ProviderError`]s.
+/// Sends `call`; connection failures and non-2xx answers become [`ProviderError`]s, with
+/// the credentials the request carried cut out of their messages (an upstream may echo them).
 pub async fn send(call: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
-    let response = call.send().await.map_err(|e| {
-        // reqwest's message names the URL but never the headers, so no key can leak.
+    let (client, request) = call.build_split();
+    let request = request.map_err(|e| {
+        ProviderError::new(
+            ProviderErrorKind::Connect,
+            format!("cannot build the upstream request: {}", causes(&e)),
+        )
+    })?;
+    let secrets = credentials(&request);
+    let response = client.execute(request).await.map_err(|e| {
         ProviderError::new(
             ProviderErrorKind::Connect,
             format!("upstream unreachable: {}", causes(&e)),
         )
+        .redacted(&secrets)
     })?;
     if response.status().is_success() {
         Ok(response)
     } else {
-        Err(status_error(response).await)
+        Err(status_error(response).await.redacted(&secrets))
     }
+}
+
+/// The credential values a request carries in its headers.
+fn credentials(request: &reqwest::Request) -> Vec<String> {
+    ["authorization", "x-api-key", "x-goog-api-key"]
+        .iter()
+        .filter_map(|name| request.headers().get(*name)?.to_str().ok())
+        .map(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .unwrap_or(value)
+                .trim()
+                .to_owned()
+        })
+        .filter(|value| value.len() >= 8)
+        .collect()
 }
 
 fn causes(e: &reqwest::Error) -> String {

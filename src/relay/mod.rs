@@ -21,11 +21,13 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::auth::StreamPermit;
 use crate::event::{Epoch, EventBody, StreamId};
 use crate::providers::{Job, ProviderError, Route};
 use crate::store::{Created, EventLog, NewStream, Retention, StoreError, StreamMeta};
+use crate::telemetry::Metrics;
 
 use producer::Producer;
 
@@ -38,6 +40,7 @@ pub struct Relay {
     interrupt: CancellationToken,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    metrics: Metrics,
 }
 
 /// A generation (chat or transcription) to start.
@@ -74,6 +77,7 @@ impl Relay {
         tasks: TaskTracker,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        metrics: Metrics,
     ) -> Self {
         Self {
             log,
@@ -82,10 +86,13 @@ impl Relay {
             interrupt: CancellationToken::new(),
             timeouts,
             retry,
+            metrics,
         }
     }
 
     pub async fn start(&self, launch: Launch) -> Result<Launched, StoreError> {
+        // Time to first token counts from here: the request is parsed and valid.
+        let begun = std::time::Instant::now();
         let id = StreamId::random();
         let meta = launch.meta;
         let created = self
@@ -117,10 +124,24 @@ impl Relay {
             interrupt: self.interrupt.clone(),
             started: Some(started_tx),
             _permit: launch.permit,
+            metrics: self.metrics.clone(),
+            begun,
         };
         tracing::info!(stream_id = %id, model = %producer.meta.model, "stream started");
+        // The producer outlives the request that started it, so its span is a root of its
+        // own that only points back at the request. `provider` becomes the one that answered.
+        let span = tracing::info_span!(
+            parent: None,
+            "producer",
+            stream_id = %id,
+            model = %producer.meta.model,
+            provider = %producer.meta.provider,
+        );
+        span.follows_from(tracing::Span::current());
+        let active = self.metrics.stream_started();
         let (log, stream) = (Arc::clone(&self.log), id.clone());
-        self.tasks.spawn(async move {
+        let run = async move {
+            let _active = active;
             // Every stream ends with a terminal event, even if its producer has a bug.
             if AssertUnwindSafe(producer.run())
                 .catch_unwind()
@@ -133,7 +154,8 @@ impl Relay {
                 let _ = log.finish(&stream, failed).await;
                 log.release(&stream).await;
             }
-        });
+        };
+        self.tasks.spawn(run.instrument(span));
         Ok(Launched::New {
             id,
             epoch,

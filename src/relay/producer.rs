@@ -13,6 +13,7 @@ use crate::auth::StreamPermit;
 use crate::event::{Completed, EventBody, Started, StreamId, Usage, unix_millis};
 use crate::providers::{Job, ProviderError, ProviderErrorKind, ProviderEvent, Route};
 use crate::store::{EventLog, StoreError, StreamMeta};
+use crate::telemetry::{Metrics, carries_content};
 
 use super::registry::ProducerSlot;
 use super::route::{self, Connected, RetryPolicy};
@@ -49,6 +50,9 @@ pub(super) struct Producer {
     pub started: Option<oneshot::Sender<Result<(), ProviderError>>>,
     /// The creating key's stream slot, freed when the producer ends.
     pub _permit: Option<StreamPermit>,
+    pub metrics: Metrics,
+    /// When the stream was started, for time to first token.
+    pub begun: std::time::Instant,
 }
 
 /// Why the producer stopped before its upstream finished.
@@ -107,6 +111,7 @@ impl Producer {
             &self.job,
             &self.timeouts,
             &self.retry,
+            &self.metrics,
         )
         .await;
         let upstream = match connected {
@@ -125,6 +130,8 @@ impl Producer {
             first,
             provider,
         } = upstream;
+        tracing::Span::current().record("provider", provider);
+        let mut awaiting_first_token = true;
         let started = EventBody::Started(Started {
             stream_id: self.id.to_string(),
             kind: self.meta.kind,
@@ -134,7 +141,7 @@ impl Producer {
         });
         let mut usage = None;
         let mut batch = vec![started];
-        let mut next = Some(Ok(first));
+        let mut next: Option<Result<ProviderEvent, ProviderError>> = Some(Ok(first));
         loop {
             let mut done = None;
             while let Some(item) = next.take() {
@@ -142,6 +149,12 @@ impl Producer {
                     Ok(ProviderEvent::Event(body)) => {
                         if let EventBody::Usage(u) = &body {
                             usage = Some(*u);
+                        }
+                        if awaiting_first_token && carries_content(&body) {
+                            awaiting_first_token = false;
+                            let elapsed = self.begun.elapsed();
+                            self.metrics
+                                .first_token(&self.meta.model, provider, elapsed);
                         }
                         batch.push(body);
                     }
@@ -151,6 +164,7 @@ impl Producer {
                     }
                     Ok(ProviderEvent::Heartbeat) => {}
                     Err(e) => {
+                        self.metrics.upstream_error(provider, e.code());
                         done = Some(Err(e));
                         break;
                     }
@@ -215,6 +229,7 @@ impl Producer {
     }
 
     async fn complete(&self, finish_reason: Option<String>, usage: Option<Usage>) {
+        self.count_tokens(usage.as_ref());
         let done = EventBody::Completed(Completed {
             finish_reason,
             usage,
@@ -224,11 +239,20 @@ impl Producer {
     }
 
     async fn fail(&self, e: &ProviderError, usage: Option<Usage>) {
+        self.count_tokens(usage.as_ref());
         let mut failed = EventBody::failed(e.code(), e.message.clone(), e.retryable());
         if let EventBody::Failed(f) = &mut failed {
             f.usage = usage;
         }
         self.append(vec![failed]).await;
+    }
+
+    /// The stream's owner is the API key's name (`anonymous` without keys), never the key.
+    fn count_tokens(&self, usage: Option<&Usage>) {
+        if let Some(usage) = usage {
+            self.metrics
+                .tokens(&self.meta.model, &self.meta.owner, usage);
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use crate::event::StreamId;
 use crate::providers::{
     Job, ProviderError, ProviderErrorKind, ProviderEvent, ProviderStream, Resolved, Route,
 };
+use crate::telemetry::Metrics;
 
 /// How a candidate is retried before the next one is tried.
 #[derive(Clone, Copy, Debug)]
@@ -55,6 +56,7 @@ pub async fn connect(
     job: &Job,
     timeouts: &Timeouts,
     retry: &RetryPolicy,
+    metrics: &Metrics,
 ) -> Result<Connected, ProviderError> {
     let mut last = None;
     for (n, candidate) in route.candidates.iter().enumerate() {
@@ -79,6 +81,7 @@ pub async fn connect(
                 None => Some(backoff.mul_f64(1.0 + rand::random::<f64>() / 4.0)),
             };
             tracing::info!(stream_id = %id, code = e.code(), attempt, error = %e, "upstream failed before the first event");
+            metrics.upstream_error(candidate.provider.name(), e.code());
             let again = attempt < retry.max_retries && worth_retrying(&e);
             // Report a retryable failure over a later permanent one (e.g. the primary's 503
             // over a fallback's 400): it tells the client that trying later can work.

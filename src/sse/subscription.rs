@@ -20,6 +20,7 @@ use super::resume::{Reset, ResetReason};
 use crate::event::{Epoch, EventId, StreamId, StreamStatus};
 use crate::relay::SubscriberGuard;
 use crate::store::{EventLog, LogItem, StoreError, read_from};
+use crate::telemetry::Metrics;
 
 /// Frames gathered into one write while more events are ready (replay, bursts).
 const MAX_WRITE_BYTES: usize = 64 * 1024;
@@ -40,6 +41,7 @@ pub struct Subscription {
     pub guard: SubscriberGuard,
     /// The subscriber count to report in `presence` events (`?presence=true`).
     pub presence: Option<watch::Receiver<usize>>,
+    pub metrics: Metrics,
 }
 
 /// Feeds the events up to `after` through the renderer, discarding the output.
@@ -111,9 +113,16 @@ impl Subscription {
             shutdown,
             guard,
             mut presence,
+            metrics,
         } = self;
         async_stream::stream! {
             let _guard = guard;
+            let _open = metrics.subscriber_opened();
+            // Only events appended after this moment are live; older ones are replay, whose
+            // wait says nothing about the relay's latency.
+            let opened = std::time::Instant::now();
+            // Receive instants of the events in `out`, reused from write to write.
+            let mut pending = Vec::new();
             // Another instance's producer must know the stream is watched (grace window); the
             // relay's presence task repeats this while the subscriber stays.
             log.touch(&id).await;
@@ -165,7 +174,15 @@ impl Subscription {
                 let mut stop = false;
                 while let Some(item) = next.take() {
                     match item {
-                        Ok(LogItem::Event(event)) => renderer.event(&epoch, &event, &mut out),
+                        Ok(LogItem::Event(event)) => {
+                            let before = out.len();
+                            renderer.event(&epoch, &event, &mut out);
+                            // An event rendered as nothing (an empty delta) is never written.
+                            let written = out.len() > before;
+                            if let Some(at) = event.received.filter(|at| written && *at >= opened) {
+                                pending.push(at);
+                            }
+                        }
                         Ok(LogItem::Skipped { first_seq }) => {
                             // A sliding window moved past this reader mid-stream.
                             if !renderer.carries_reset() {
@@ -197,6 +214,7 @@ impl Subscription {
                     }
                 }
                 if !out.is_empty() {
+                    metrics.delivered(&mut pending);
                     yield Ok(out.take());
                     ticker.reset();
                 }

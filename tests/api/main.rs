@@ -15,6 +15,7 @@ mod lifecycle;
 mod limits;
 mod messages;
 mod meta;
+mod metrics;
 mod operations;
 mod prompts;
 mod resume;

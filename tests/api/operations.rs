@@ -1,5 +1,5 @@
 //! The real binary as operators run it: SIGTERM drains and exits cleanly, and no secret (an
-//! upstream key, a client key, a stream token) reaches logs or error bodies.
+//! upstream key, a client key, a stream token) reaches logs, error bodies or metrics.
 
 use std::time::{Duration, Instant};
 
@@ -147,7 +147,7 @@ async fn sigterm_fails_readiness_ends_subscribers_drains_producers_and_exits_zer
 }
 
 #[tokio::test]
-async fn keys_and_tokens_never_reach_logs_or_error_bodies() {
+async fn keys_and_tokens_never_reach_logs_error_bodies_or_metrics() {
     const UPSTREAM_KEY: &str = "sk-upstream-SECRET-4f1c9a7e2b";
     const CLIENT_KEY: &str = "sk-client-SECRET-8d2e6b0a13";
     // An upstream that echoes the key it was sent in its error message, as some do.
@@ -214,6 +214,17 @@ async fn keys_and_tokens_never_reach_logs_or_error_bodies() {
         .unwrap();
     assert_eq!(wrong_key.status(), 401);
     bodies.push(wrong_key.text().await.unwrap());
+
+    let metrics = client
+        .get(instance.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tokenrelay_tokens_total{"), "{metrics}");
+    bodies.push(metrics);
 
     let logs = instance.output();
     assert!(logs.contains("stream started"), "debug logs were captured");

@@ -2,6 +2,7 @@
 
 pub mod fake_upstream;
 pub mod process;
+pub mod prometheus;
 pub mod redis;
 pub mod sse;
 
