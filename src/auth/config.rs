@@ -99,7 +99,7 @@ pub fn validate_keys(keys: &[KeyConfig]) -> Result<(), ConfigError> {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
         if !name_ok {
             return Err(ConfigError::invalid(
-                "keys.name",
+                format!("keys[{i}].name"),
                 format!(
                     "key #{}: `name` must be 1 to {MAX_NAME_LEN} of A-Z a-z 0-9 - _ .",
                     i + 1
@@ -108,13 +108,13 @@ pub fn validate_keys(keys: &[KeyConfig]) -> Result<(), ConfigError> {
         }
         let Some(Secret(key)) = &k.key else {
             return Err(ConfigError::invalid(
-                "keys.key",
+                format!("keys[{i}].key"),
                 format!("key `{}` needs `key` or `key_env`", k.name),
             ));
         };
         if key.len() < MIN_KEY_LEN || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ConfigError::invalid(
-                "keys.key",
+                format!("keys[{i}].key"),
                 format!(
                     "key `{}` must be at least {MIN_KEY_LEN} characters without spaces",
                     k.name
@@ -124,26 +124,26 @@ pub fn validate_keys(keys: &[KeyConfig]) -> Result<(), ConfigError> {
         // Stream tokens are told apart from keys by these prefixes.
         if key.starts_with("rt_") || key.starts_with("wt_") {
             return Err(ConfigError::invalid(
-                "keys.key",
+                format!("keys[{i}].key"),
                 format!("key `{}` must not start with rt_ or wt_", k.name),
             ));
         }
         if k.requests_per_minute == Some(0) || k.max_concurrent_streams == Some(0) {
             return Err(ConfigError::invalid(
-                "keys.requests_per_minute",
+                format!("keys[{i}]"),
                 format!("key `{}`: limits must be at least 1", k.name),
             ));
         }
         for other in &keys[..i] {
             if other.name == k.name {
                 return Err(ConfigError::invalid(
-                    "keys.name",
+                    format!("keys[{i}].name"),
                     format!("two keys are named `{}`", k.name),
                 ));
             }
             if other.key == k.key {
                 return Err(ConfigError::invalid(
-                    "keys.key",
+                    format!("keys[{i}].key"),
                     format!("keys `{}` and `{}` are the same key", other.name, k.name),
                 ));
             }
