@@ -55,9 +55,17 @@ async fn main() -> std::process::ExitCode {
     }
     let addr = listener.local_addr().unwrap_or(listen);
     println!("tokenrelay listening on http://{addr}");
-    println!("try it (mock model, no key needed):");
+    let (hint, auth) = if state.keys.enabled() {
+        (
+            "with one of your client keys in $KEY",
+            " -H \"authorization: Bearer $KEY\"",
+        )
+    } else {
+        ("mock model, no key needed", "")
+    };
+    println!("try it ({hint}):");
     println!(
-        "  curl -N http://{addr}/v1/chat/completions -H 'content-type: application/json' \\\n    -d '{{\"model\":\"mock/default\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
+        "  curl -N http://{addr}/v1/chat/completions -H 'content-type: application/json'{auth} \\\n    -d '{{\"model\":\"mock/default\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
     );
     match serve(listener, state, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

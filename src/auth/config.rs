@@ -106,6 +106,16 @@ pub fn validate_keys(keys: &[KeyConfig]) -> Result<(), ConfigError> {
                 ),
             ));
         }
+        // Streams made without keys are owned by this name: no key may take them over.
+        if k.name == super::ANONYMOUS {
+            return Err(ConfigError::invalid(
+                format!("keys[{i}].name"),
+                format!(
+                    "`{}` is reserved for streams made without keys",
+                    super::ANONYMOUS
+                ),
+            ));
+        }
         let Some(Secret(key)) = &k.key else {
             return Err(ConfigError::invalid(
                 format!("keys[{i}].key"),

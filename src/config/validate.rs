@@ -110,6 +110,27 @@ impl Config {
                 format!("must be at most {}", crate::event::TRANSCRIPT_KEPT),
             ));
         }
+        // Zero would refuse every stream, request or subscriber; a key's own limits are
+        // checked the same way (`validate_keys`).
+        let limits = [
+            (
+                "limits.max_streams_per_key",
+                self.limits.max_streams_per_key,
+            ),
+            (
+                "limits.requests_per_minute_per_key",
+                self.limits.requests_per_minute_per_key as usize,
+            ),
+            (
+                "limits.max_subscribers_per_stream",
+                self.limits.max_subscribers_per_stream,
+            ),
+        ];
+        for (name, value) in limits {
+            if value == 0 {
+                return Err(ConfigError::invalid(name, "must be at least 1"));
+            }
+        }
         if self.agents.max_batch_events == 0 {
             return Err(ConfigError::invalid(
                 "agents.max_batch_events",

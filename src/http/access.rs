@@ -129,11 +129,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let format = if request.uri().path() == "/v1/messages" {
-        Format::Anthropic
-    } else {
-        Format::OpenAi
-    };
+    let format = error_format(&request);
     match caller_of(&state.keys, request.headers()) {
         Ok(caller) => {
             if let Caller::Key(key) = &caller {
@@ -143,6 +139,25 @@ pub async fn authenticate(
             next.run(request).await
         }
         Err(e) => e.into_response_as(format),
+    }
+}
+
+/// Middleware on the routes that need a key, inside [`authenticate`]: a request without one
+/// is refused before its body is read, so nothing about the body (is it JSON, does the prompt
+/// it names exist) is told to a caller who may not use the API.
+pub async fn key_required(request: Request, next: Next) -> Response {
+    if let Some(Caller::Nobody) = request.extensions().get::<Caller>() {
+        return ApiError::MissingApiKey.into_response_as(error_format(&request));
+    }
+    next.run(request).await
+}
+
+/// Errors on `/v1/messages` are in Anthropic's shape, elsewhere in OpenAI's.
+fn error_format(request: &Request) -> Format {
+    if request.uri().path() == "/v1/messages" {
+        Format::Anthropic
+    } else {
+        Format::OpenAi
     }
 }
 

@@ -91,7 +91,7 @@ pub async fn publish(
     Path(id): Path<String>,
     query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     // Refused before anything is looked up: the answer says nothing about the stream.
@@ -99,6 +99,8 @@ pub async fn publish(
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let head = state.log().head(&id).await?;
     access.check(&head.meta)?;
+    // Only a caller who may write learns what is wrong with the body.
+    let ApiJson(body) = body?;
     if head.meta.kind != StreamKind::Agent {
         return Err(ApiError::NotAgentStream);
     }

@@ -144,6 +144,9 @@ pub async fn audio(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
+    let (id, info) = writable_feed(&state, caller, &id, &headers, query.token.as_deref()).await?;
+    // Only a caller who may write learns what is wrong with the body.
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge {
@@ -153,8 +156,6 @@ pub async fn audio(
             ApiError::InvalidJson(e.body_text())
         }
     })?;
-    let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
-    let (id, info) = writable_feed(&state, caller, &id, &headers, query.token.as_deref()).await?;
     let segment: u64 = query
         .segment
         .as_deref()

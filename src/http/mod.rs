@@ -43,7 +43,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 5. `DefaultBodyLimit`: `max_body_bytes`; `ApiJson` turns a breach into 413 `body_too_large`.
 ///
 /// Outside them `Cors` answers preflights before anything else runs; inside, every route but
-/// health and readiness goes through `authenticate` (keys, rate limits).
+/// health and readiness goes through `authenticate` (keys, rate limits), and the routes that
+/// need a key through `key_required` before their body is read.
 ///
 /// Around each matched route (after routing, so the route template is known):
 /// `telemetry::observe` counts the request by template and status and records `stream_id`.
@@ -85,7 +86,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .merge(public_metrics);
-    Router::new()
+    // Routes that need a key when keys are configured; a stream's own routes (below) also
+    // take its tokens, so they check the caller themselves (`StreamAccess`).
+    let keyed = Router::new()
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/messages", post(messages::create))
         .route(
@@ -93,6 +96,11 @@ pub fn router(state: AppState) -> Router {
             post(transcriptions::create).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/v1/streams", post(streams::create))
+        .route("/v1/models", get(meta::models))
+        .route("/v1/prompts", get(prompts::list))
+        .route("/v1/prompts/{name}", get(prompts::get))
+        .route_layer(middleware::from_fn(access::key_required));
+    Router::new()
         .route("/v1/streams/{id}", get(streams::status))
         .route(
             "/v1/streams/{id}/events",
@@ -104,9 +112,7 @@ pub fn router(state: AppState) -> Router {
             post(feeds::audio).layer(DefaultBodyLimit::max(segment_limit)),
         )
         .route("/v1/streams/{id}/finish", post(feeds::finish))
-        .route("/v1/models", get(meta::models))
-        .route("/v1/prompts", get(prompts::list))
-        .route("/v1/prompts/{name}", get(prompts::get))
+        .merge(keyed)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             access::authenticate,

@@ -80,9 +80,14 @@ pub async fn watch_idle(
     let tick = idle / CHECKS;
     let mut seen = log.head(&id).await.ok().map(|h| h.last_seq);
     let mut since = Instant::now();
+    // The watch, and the key's stream slot it holds, ends when the stream does, not at the
+    // next check (up to `idle / CHECKS` later: minutes with the default idle timeout).
+    let ended = ended(&*log, &id);
+    tokio::pin!(ended);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            () = &mut ended => return,
             () = tokio::time::sleep(tick) => {}
         }
         let head = match log.head(&id).await {
@@ -117,6 +122,17 @@ pub async fn watch_idle(
                 }
             }
             return;
+        }
+    }
+}
+
+/// Resolves once `id` has finished or is gone. A store that cannot answer now is asked again
+/// later: its outage is not the stream's end.
+async fn ended(log: &dyn EventLog, id: &StreamId) {
+    loop {
+        match log.finished(id).await {
+            Ok(()) | Err(StoreError::NotFound) => return,
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
         }
     }
 }

@@ -6,11 +6,14 @@
 
 mod support;
 
+mod access;
+mod access_keys;
 mod agents;
 mod cluster;
 mod errors;
 mod feeds;
 mod formats;
+mod key_limits;
 mod lifecycle;
 mod limits;
 mod messages;
