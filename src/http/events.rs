@@ -64,10 +64,6 @@ pub async fn subscribe(
         }
     })?;
     access.check(&head.meta)?;
-    let max = state.config.limits.max_subscribers_per_stream;
-    if state.relay.registry.subscribers(&id) >= max {
-        return Err(ApiError::TooManySubscribers { max });
-    }
     let format = match query.format {
         Some(name) => Format::parse(&name).ok_or(ApiError::UnsupportedFormat(name))?,
         None => head.meta.format,
@@ -145,7 +141,17 @@ pub fn open(
             (after, Some(reset))
         }
     };
-    let guard = guard.unwrap_or_else(|| state.relay.registry.attach(&id));
+    let guard = match guard {
+        Some(guard) => guard,
+        None => {
+            let max = state.config.limits.max_subscribers_per_stream;
+            state
+                .relay
+                .registry
+                .try_attach(&id, max)
+                .ok_or(ApiError::TooManySubscribers { max })?
+        }
+    };
     let presence = options.presence.then(|| guard.presence());
     let subscription = Subscription {
         log: state.log().clone(),

@@ -81,6 +81,21 @@ impl Registry {
         }
     }
 
+    /// Attaches a subscriber unless `id` already has `max` here; checked and counted under
+    /// one lock, so concurrent subscribers cannot overshoot.
+    pub fn try_attach(&self, id: &StreamId, max: usize) -> Option<SubscriberGuard> {
+        let mut map = lock(&self.inner);
+        let local = map.entry(id.clone()).or_insert_with(Local::new);
+        if *local.subscribers.borrow() >= max {
+            return None;
+        }
+        local.subscribers.send_modify(|n| *n += 1);
+        Some(SubscriberGuard {
+            registry: self.clone(),
+            id: id.clone(),
+        })
+    }
+
     /// Stops the producer if it runs here. Returns whether one was found.
     pub fn cancel(&self, id: &StreamId) -> bool {
         let map = lock(&self.inner);
