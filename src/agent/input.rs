@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::agui::{
     check_patch, custom_name, from_agui, is_agui_type, require_strings, required_strings,
 };
-use crate::event::EventBody;
+use crate::event::{EventBody, TYPE_NAMES};
 
 /// A problem with one field of one event.
 #[derive(Debug, PartialEq)]
@@ -74,31 +74,8 @@ impl Batch {
     }
 }
 
-/// Native types a publisher may send: `stream.started` belongs to tokenrelay.
-const PUBLISHABLE: &[&str] = &[
-    "message.delta",
-    "refusal.delta",
-    "reasoning.delta",
-    "tool_call.delta",
-    "transcript.delta",
-    "transcript.done",
-    "step.started",
-    "step.finished",
-    "state.snapshot",
-    "state.delta",
-    "custom",
-    "usage",
-    "run.started",
-    "message.started",
-    "message.finished",
-    "tool_call.started",
-    "tool_call.args",
-    "tool_call.finished",
-    "tool_call.result",
-    "stream.completed",
-    "stream.failed",
-    "stream.cancelled",
-];
+/// Native types a publisher may send: `stream.started` (the first) belongs to tokenrelay.
+const PUBLISHABLE: &[&str] = TYPE_NAMES.split_at(1).1;
 
 /// Parses and checks a publish body.
 pub fn parse_batch(body: Value, max_events: usize) -> Result<Batch, BatchError> {

@@ -132,7 +132,7 @@ pub fn validate_keys(keys: &[KeyConfig]) -> Result<(), ConfigError> {
             ));
         }
         // Stream tokens are told apart from keys by these prefixes.
-        if key.starts_with("rt_") || key.starts_with("wt_") {
+        if super::is_stream_token(key) {
             return Err(ConfigError::invalid(
                 format!("keys[{i}].key"),
                 format!("key `{}` must not start with rt_ or wt_", k.name),

@@ -141,14 +141,19 @@ pub fn shown_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim()).filter(|k| !k.is_empty());
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
-    let token = bearer.starts_with("rt_") || bearer.starts_with("wt_");
-    (!token && !bearer.is_empty()).then_some(bearer)
+    let bearer = bearer(headers)?;
+    (!is_stream_token(bearer) && !bearer.is_empty()).then_some(bearer)
+}
+
+/// The value of `Authorization: Bearer …`, trimmed.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim())
+}
+
+/// Stream tokens are told apart from client keys by their prefix.
+pub fn is_stream_token(value: &str) -> bool {
+    value.starts_with("rt_") || value.starts_with("wt_")
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ pub use aggregate::{Aggregate, ChoiceText, SEGMENT_MARKER, TRANSCRIPT_KEPT, Tool
 pub use id::{BadEventId, BadStreamId, Epoch, EventId, StreamId};
 pub use model::{
     Cancelled, Completed, Custom, ErrorInfo, Event, EventBody, Failed, MessageDelta, Reasoning,
-    Started, StateDelta, StateSnapshot, Step, StreamStatus, Text, ToolCallDelta, Usage,
+    Started, StateDelta, StateSnapshot, Step, StreamStatus, TYPE_NAMES, Text, ToolCallDelta, Usage,
 };
 
 use serde::{Deserialize, Serialize};

@@ -118,6 +118,33 @@ pub enum EventBody {
     Cancelled(Cancelled),
 }
 
+/// Every native event type name, `stream.started` first (only tokenrelay writes that one).
+pub const TYPE_NAMES: [&str; 23] = [
+    "stream.started",
+    "message.delta",
+    "refusal.delta",
+    "reasoning.delta",
+    "tool_call.delta",
+    "transcript.delta",
+    "transcript.done",
+    "step.started",
+    "step.finished",
+    "state.snapshot",
+    "state.delta",
+    "custom",
+    "usage",
+    "run.started",
+    "message.started",
+    "message.finished",
+    "tool_call.started",
+    "tool_call.args",
+    "tool_call.finished",
+    "tool_call.result",
+    "stream.completed",
+    "stream.failed",
+    "stream.cancelled",
+];
+
 impl EventBody {
     /// The SSE `event:` name of this event in the native format.
     pub fn type_name(&self) -> &'static str {

@@ -3,13 +3,13 @@
 //! Only their hashes are stored; they are compared in constant time.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::auth::{Caller, Keys, shown_key};
+use crate::auth::{Caller, Keys, bearer, is_stream_token, shown_key};
 use crate::event::Format;
 use crate::event::token::hash;
 use crate::store::StreamMeta;
@@ -33,13 +33,8 @@ pub fn shown_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(token) = query.filter(|t| !t.is_empty()) {
         return Some(token.to_owned());
     }
-    let bearer = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
-    (bearer.starts_with("rt_") || bearer.starts_with("wt_")).then(|| bearer.to_owned())
+    let bearer = bearer(headers)?;
+    is_stream_token(bearer).then(|| bearer.to_owned())
 }
 
 /// What `token` grants on the stream `meta` describes; `None` if it is not one of its tokens.

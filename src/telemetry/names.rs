@@ -30,31 +30,7 @@ pub(super) const MAX_MODEL_LABELS: usize = 200;
 
 /// Native event types, counted through handles registered up front. A type missing here is
 /// still counted (through a lookup per event), so the list is a fast path, not a contract.
-pub(super) const EVENT_TYPES: [&str; 23] = [
-    "stream.started",
-    "message.delta",
-    "refusal.delta",
-    "reasoning.delta",
-    "tool_call.delta",
-    "transcript.delta",
-    "transcript.done",
-    "step.started",
-    "step.finished",
-    "state.snapshot",
-    "state.delta",
-    "custom",
-    "usage",
-    "run.started",
-    "message.started",
-    "message.finished",
-    "tool_call.started",
-    "tool_call.args",
-    "tool_call.finished",
-    "tool_call.result",
-    "stream.completed",
-    "stream.failed",
-    "stream.cancelled",
-];
+pub(super) use crate::event::TYPE_NAMES as EVENT_TYPES;
 
 /// A recorder with our buckets and help texts, not installed anywhere.
 pub(super) fn recorder() -> PrometheusRecorder {
