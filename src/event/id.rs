@@ -151,7 +151,8 @@ impl FromStr for EventId {
         }
         let (epoch, seq) = s.split_once('.').ok_or(BadEventId)?;
         let epoch_ok = !epoch.is_empty() && epoch.bytes().all(crockford_digit);
-        let seq_ok = !seq.is_empty() && seq.len() <= 19 && seq.bytes().all(|b| b.is_ascii_digit());
+        // Up to 20 digits: every u64 must read back (`parse` below rejects what overflows).
+        let seq_ok = !seq.is_empty() && seq.len() <= 20 && seq.bytes().all(|b| b.is_ascii_digit());
         if !epoch_ok || !seq_ok {
             return Err(BadEventId);
         }
@@ -231,5 +232,16 @@ mod tests {
             assert_eq!(bad.parse::<EventId>(), Err(BadEventId), "{bad:?}");
         }
         assert!("x".repeat(70).parse::<EventId>().is_err());
+    }
+
+    #[test]
+    fn the_largest_seqs_round_trip() {
+        // Found by the `issued_event_ids_round_trip` property: 20-digit seqs were refused.
+        let epoch = Epoch::from_stored("j".into());
+        for seq in [10_000_000_000_000_000_000, u64::MAX] {
+            let id = EventId::new(&epoch, seq);
+            assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+        }
+        assert_eq!("j.18446744073709551616".parse::<EventId>(), Err(BadEventId));
     }
 }

@@ -11,6 +11,7 @@ mod lines;
 mod mock;
 mod openai;
 mod registry;
+mod replay;
 mod transcription;
 mod upstream;
 
@@ -21,6 +22,7 @@ pub use lines::{LineError, split_lines};
 pub use mock::{MockModel, MockProvider};
 pub use openai::OpenAiProvider;
 pub use registry::{AliasError, ModelAlias, ModelNotFound, Providers, Resolved, Route};
+pub use replay::{UpstreamApi, replay};
 pub use transcription::{AudioError, AudioFormat, TranscriptionRequest, WholeAnswer, wav_duration};
 pub use upstream::UpstreamConfig;
 

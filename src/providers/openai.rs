@@ -306,5 +306,7 @@ struct WireError {
 
 mod transcription;
 
+pub(super) use transcription::TranscriptionDecoder;
+
 #[cfg(test)]
 mod tests;
