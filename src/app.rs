@@ -29,6 +29,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 const PRESENCE_EVERY: Duration = Duration::from_secs(5);
 /// After the drain window, connections still open get this long before they are dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Memory store: how long subscribers get to write the last terminal events at shutdown.
+const LET_GO_GRACE: Duration = Duration::from_millis(250);
 /// How often recorded latency samples are folded into their histogram buckets.
 const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -50,6 +52,11 @@ pub struct Inner {
     /// Fired when shutdown begins: readiness fails, new streams and subscriptions are refused,
     /// open SSE responses end so their clients resume elsewhere.
     pub shutdown: CancellationToken,
+    /// Fired when open SSE responses and waiting clients should let go of their streams: at
+    /// the signal with a shared store (they resume on another instance), at the end of the
+    /// drain with the memory store (no other instance has their streams, so they stay for
+    /// the terminal event).
+    pub let_go: CancellationToken,
     /// Producers, agent idle watches, the sweeper and the presence task.
     pub tasks: TaskTracker,
     /// The store's own background work, stopped only after every producer has ended (their
@@ -201,6 +208,7 @@ impl AppState {
             prompts,
             metrics,
             shutdown,
+            let_go: CancellationToken::new(),
             tasks,
             store_tasks,
             store_stop,
@@ -268,6 +276,10 @@ pub async fn serve(
     };
     tracing::info!("shutting down: draining");
     state.shutdown.cancel();
+    let shared = state.config.store.starts_with("redis://");
+    if shared {
+        state.let_go.cancel();
+    }
     // The drain window counts from the signal, whatever the connections do: a client that
     // stops reading must not hold the shutdown hostage.
     let deadline =
@@ -280,6 +292,11 @@ pub async fn serve(
         tracing::warn!("drain window over: interrupting running streams");
         state.relay.interrupt_all();
         state.tasks.wait().await;
+    }
+    if !shared {
+        // Subscribers still write the terminal events the drain appended before they go.
+        tokio::time::sleep(LET_GO_GRACE).await;
+        state.let_go.cancel();
     }
     stop_accepting.cancel();
     let served = match died {

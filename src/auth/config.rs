@@ -61,7 +61,12 @@ impl KeyConfig {
             .filter(|item| !item.is_empty())
             .enumerate()
             .map(|(i, item)| {
-                let (name, key) = match item.split_once('=') {
+                // `name=key` only when the left side is a name and the right a whole key: a
+                // base64 key ends in `=` and may hold one, and must not become a name.
+                let named = item.split_once('=').filter(|(name, key)| {
+                    valid_name(name.trim()) && key.trim().len() >= MIN_KEY_LEN
+                });
+                let (name, key) = match named {
                     Some((name, key)) => (name.trim().to_owned(), key.trim().to_owned()),
                     None => (format!("key{}", i + 1), item.to_owned()),
                 };
@@ -89,15 +94,19 @@ impl KeyConfig {
     }
 }
 
-/// Checks every key and that names and keys are unique.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Checks every key and that names and keys are unique. Messages name a key by its entry and
+/// name, never by its value.
 pub fn validate_keys(keys: &[KeyConfig]) -> Result<(), ConfigError> {
     for (i, k) in keys.iter().enumerate() {
-        let name_ok = !k.name.is_empty()
-            && k.name.len() <= MAX_NAME_LEN
-            && k.name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !name_ok {
+        if !valid_name(&k.name) {
             return Err(ConfigError::invalid(
                 format!("keys[{i}].name"),
                 format!(

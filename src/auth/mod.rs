@@ -138,17 +138,21 @@ impl Caller {
 /// The client key a request shows: `x-api-key` (Anthropic's SDKs), or a bearer value that is
 /// not a stream token (OpenAI's SDKs).
 pub fn shown_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(key.trim()).filter(|k| !k.is_empty());
+    let key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    if let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) {
+        return Some(key);
     }
     let bearer = bearer(headers)?;
     (!is_stream_token(bearer) && !bearer.is_empty()).then_some(bearer)
 }
 
-/// The value of `Authorization: Bearer …`, trimmed.
+/// The value of `Authorization: Bearer …` (the scheme in any case), trimmed.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    Some(value.strip_prefix("Bearer ")?.trim())
+    let (scheme, credential) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
 }
 
 /// Stream tokens are told apart from client keys by their prefix.
@@ -185,12 +189,35 @@ mod tests {
     }
 
     #[test]
+    fn a_base64_key_with_padding_stays_a_key_and_never_a_name() {
+        let parsed =
+            KeyConfig::parse_list("c2VjcmV0LWtleS0xMjM0NTY3OA==,abcdefgh=ijklmnopqrstuvwxyz");
+        assert_eq!(parsed[0].name, "key1");
+        assert_eq!(
+            parsed[0].key.as_ref().unwrap().0,
+            "c2VjcmV0LWtleS0xMjM0NTY3OA=="
+        );
+        assert_eq!(parsed[1].name, "abcdefgh");
+        let short = KeyConfig::parse_list("web=short=0123456789abcdefgh");
+        assert_eq!(short[0].name, "web");
+        assert_eq!(short[0].key.as_ref().unwrap().0, "short=0123456789abcdefgh");
+    }
+
+    #[test]
     fn stream_tokens_are_not_taken_for_keys() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer rt_abc".parse().unwrap());
         assert_eq!(shown_key(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer sk-1".parse().unwrap());
         assert_eq!(shown_key(&headers), Some("sk-1"));
+        headers.insert(header::AUTHORIZATION, "bearer sk-3".parse().unwrap());
+        assert_eq!(shown_key(&headers), Some("sk-3"), "the scheme in any case");
+        headers.insert("x-api-key", "".parse().unwrap());
+        assert_eq!(
+            shown_key(&headers),
+            Some("sk-3"),
+            "an empty x-api-key hides nothing"
+        );
         headers.insert("x-api-key", "sk-2".parse().unwrap());
         assert_eq!(shown_key(&headers), Some("sk-2"));
     }

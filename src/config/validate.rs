@@ -27,7 +27,7 @@ impl Config {
                 "store",
                 format!(
                     "`{}` is not supported; use `memory` or a `redis://` URL",
-                    self.store
+                    self.redacted().store
                 ),
             ));
         }

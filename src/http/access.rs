@@ -3,13 +3,13 @@
 //! Only their hashes are stored; they are compared in constant time.
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
-use crate::auth::{Caller, Keys, bearer, is_stream_token, shown_key};
+use crate::auth::{Caller, bearer, is_stream_token, shown_key};
 use crate::event::Format;
 use crate::event::token::hash;
 use crate::store::StreamMeta;
@@ -125,7 +125,7 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let format = error_format(&request);
-    match caller_of(&state.keys, request.headers()) {
+    match caller_of(&state, request.headers()) {
         Ok(caller) => {
             if let Caller::Key(key) = &caller {
                 tracing::Span::current().record("key", key.name.as_str());
@@ -156,8 +156,12 @@ fn error_format(request: &Request) -> Format {
     }
 }
 
-fn caller_of(keys: &Keys, headers: &HeaderMap) -> Result<Caller, ApiError> {
+fn caller_of(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let keys = &state.keys;
     if !keys.enabled() {
+        if !state.config.allow_unauthenticated {
+            loopback_only(headers, &state.config.cors_allowed_origins)?;
+        }
         return Ok(Caller::Open);
     }
     let Some(shown) = shown_key(headers) else {
@@ -170,6 +174,43 @@ fn caller_of(keys: &Keys, headers: &HeaderMap) -> Result<Caller, ApiError> {
             retry_after,
         })?;
     Ok(Caller::Key(key))
+}
+
+/// Without keys the server is for this machine only, and a web page must not use it behind
+/// its user's back: the `Host` must name a loopback address (a DNS-rebinding page names its
+/// own), and a browser's `Origin` must be loopback or allowed (a cross-site form or fetch
+/// names its own).
+fn loopback_only(headers: &HeaderMap, allowed_origins: &[String]) -> Result<(), ApiError> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(host) = text(header::HOST) {
+        if !is_loopback_host(host) {
+            return Err(ApiError::HostNotAllowed);
+        }
+    }
+    if let Some(origin) = text(header::ORIGIN) {
+        let allowed = allowed_origins.iter().any(|o| o == "*" || o == origin);
+        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if !allowed && !is_loopback_host(host) {
+            return Err(ApiError::OriginNotAllowed);
+        }
+    }
+    Ok(())
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Routes that need a client key when keys are configured (creating streams, models,

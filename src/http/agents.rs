@@ -2,7 +2,7 @@
 //! (`POST /v1/streams/{id}/events`, one event or an array, native or AG-UI).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -46,10 +46,10 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let (body, request_hash): (CreateAgent, String) = external_body(state, body)?;
     let name = body.name.unwrap_or_else(|| "agent".to_owned());
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
         return Err(ApiError::InvalidField {
             param: "name".into(),
-            message: format!("`name` must be 1 to {MAX_NAME_LEN} bytes"),
+            message: format!("`name` must be 1 to {MAX_NAME_LEN} bytes, no control characters"),
         });
     }
     let format = match body.format.as_deref() {
@@ -75,7 +75,7 @@ pub async fn create(
         feed: None,
     };
     let id = StreamId::random();
-    let permit = stream_permit(caller)?;
+    let permit = stream_permit(state, caller, key.as_deref()).await?;
     let created = state
         .agents
         .create(id.clone(), meta, key, body.state, permit)
@@ -91,7 +91,7 @@ pub async fn publish(
     Path(id): Path<String>,
     query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<ApiJson<Value>, ApiError>,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     // Refused before anything is looked up: the answer says nothing about the stream.
@@ -99,8 +99,9 @@ pub async fn publish(
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
     let head = state.log().head(&id).await?;
     access.check(&head.meta)?;
-    // Only a caller who may write learns what is wrong with the body.
-    let ApiJson(body) = body?;
+    // The body is read only now: a caller who may not write cannot make the server buffer
+    // it, nor learn what is wrong with it.
+    let ApiJson(body) = ApiJson::<Value>::from_request(request, &state).await?;
     if head.meta.kind != StreamKind::Agent {
         return Err(ApiError::NotAgentStream);
     }

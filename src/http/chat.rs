@@ -72,7 +72,7 @@ pub async fn launch(
     let key = idempotency_key(headers, endpoint.name)?;
     require_key(&endpoint.caller)?;
     let (prepared, tokens) = prepare(state, &request, &endpoint, hash(&sent))?;
-    let permit = stream_permit(&endpoint.caller)?;
+    let permit = stream_permit(state, &endpoint.caller, key.as_deref()).await?;
     let request_hash = prepared.meta.request_hash.clone();
     let launched = state
         .relay
@@ -178,17 +178,48 @@ fn prepare(
 
 /// The route for `model`, if the caller's key may use it.
 pub fn route_for(state: &AppState, caller: &Caller, model: &str) -> Result<Route, ApiError> {
+    check_model_name(model)?;
     if !caller.allows_model(model) {
         return Err(ApiError::ModelNotAllowed(model.chars().take(100).collect()));
     }
     Ok(state.providers.route(model)?)
 }
 
-/// A slot among the caller key's concurrent streams (none to take without keys).
-pub fn stream_permit(caller: &Caller) -> Result<Option<StreamPermit>, ApiError> {
-    caller
-        .stream_permit()
-        .map_err(|max| ApiError::TooManyStreams { max })
+/// Model names end up in logs and metrics: no control characters (a newline would forge a
+/// log line).
+pub fn check_model_name(model: &str) -> Result<(), ApiError> {
+    if model.chars().any(char::is_control) {
+        return Err(ApiError::InvalidField {
+            param: "model".into(),
+            message: "`model` must not contain control characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A slot among the caller key's concurrent streams (none to take without keys). A key at its
+/// maximum may still retry a request whose idempotency `key` names a stream it has: that
+/// stream needs no new slot.
+pub async fn stream_permit(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<&str>,
+) -> Result<Option<StreamPermit>, ApiError> {
+    match caller.stream_permit() {
+        Ok(permit) => Ok(permit),
+        Err(max) => match key {
+            Some(key)
+                if state
+                    .log()
+                    .find_idempotent(caller.owner(), key)
+                    .await?
+                    .is_some() =>
+            {
+                Ok(None)
+            }
+            _ => Err(ApiError::TooManyStreams { max }),
+        },
+    }
 }
 
 /// The `Idempotency-Key` header, if any, checked for a sane shape and scoped to `route`.
@@ -231,7 +262,7 @@ pub(super) async fn upstream_spoke(
             Ok(Err(e)) => Err(ApiError::Upstream(e)),
             _ => Ok(()),
         },
-        () = state.shutdown.cancelled() => Err(ApiError::ShuttingDown),
+                () = state.let_go.cancelled() => Err(ApiError::ShuttingDown),
     }
 }
 
@@ -320,7 +351,7 @@ async fn finished_info(
             Ok(()) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
         },
-        () = state.shutdown.cancelled() => return Err(ApiError::ShuttingDown),
+                () = state.let_go.cancelled() => return Err(ApiError::ShuttingDown),
     }
     Ok(log.info(id).await?)
 }

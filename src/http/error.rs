@@ -105,6 +105,14 @@ pub enum ApiError {
     TooManyStreams { max: usize },
     #[error("this stream already has {max} subscribers, its maximum")]
     TooManySubscribers { max: usize },
+    #[error(
+        "without API keys tokenrelay answers only requests addressed to a loopback host (Host)"
+    )]
+    HostNotAllowed,
+    #[error(
+        "without API keys tokenrelay answers browsers only from loopback pages or `cors_allowed_origins`"
+    )]
+    OriginNotAllowed,
     #[error("internal error")]
     Internal,
 }
@@ -164,6 +172,8 @@ impl ApiError {
             Self::TooManySubscribers { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_subscribers")
             }
+            Self::HostNotAllowed => (StatusCode::FORBIDDEN, "host_not_allowed"),
+            Self::OriginNotAllowed => (StatusCode::FORBIDDEN, "origin_not_allowed"),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

@@ -162,7 +162,7 @@ pub fn open(
         reset,
         keepalive: std::time::Duration::from_secs(state.config.keepalive_secs),
         retry_ms: Some(state.config.retry_ms),
-        shutdown: state.shutdown.clone(),
+        shutdown: state.let_go.clone(),
         guard,
         presence,
         metrics: state.metrics.clone(),

@@ -3,8 +3,8 @@
 //! finish (`POST /v1/streams/{id}/finish`).
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -90,7 +90,7 @@ pub async fn create(
         feed: Some(FeedMeta { fields }),
     };
     let id = StreamId::random();
-    let permit = stream_permit(caller)?;
+    let permit = stream_permit(state, caller, key.as_deref()).await?;
     let created = state.feeds.create(id.clone(), meta, key, permit).await?;
     let urls = [
         ("events_url", "events"),
@@ -117,8 +117,9 @@ async fn writable_feed(
 ) -> Result<(StreamId, StreamInfo), ApiError> {
     let access = StreamAccess::new(caller, headers, token, Need::Write)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    // Checked on the head first: the (heavier) aggregate is read only for who may write.
+    access.check(&state.log().head(&id).await?.meta)?;
     let info = state.log().info(&id).await?;
-    access.check(&info.head.meta)?;
     if info.head.meta.feed.is_none() {
         return Err(ApiError::NotAFeed);
     }
@@ -142,12 +143,13 @@ pub async fn audio(
     Path(id): Path<String>,
     query: Result<Query<AudioQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let (id, info) = writable_feed(&state, caller, &id, &headers, query.token.as_deref()).await?;
-    // Only a caller who may write learns what is wrong with the body.
-    let body = body.map_err(|e| {
+    // The body is read only now: a caller who may not write cannot make the server buffer
+    // it, nor learn what is wrong with it.
+    let body = Bytes::from_request(request, &state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge {
                 limit: state.config.transcription.max_segment_bytes,

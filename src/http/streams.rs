@@ -106,6 +106,7 @@ pub async fn status(
     let Query(query) = query.map_err(|e| ApiError::InvalidQuery(e.body_text()))?;
     let access = StreamAccess::new(caller, &headers, query.token.as_deref(), Need::Read)?;
     let id: StreamId = id.parse().map_err(|_| ApiError::StreamNotFound)?;
+    // A status outlives its log (`head` would be gone), so this reads the whole info.
     let info = state.log().info(&id).await?;
     access.check(&info.head.meta)?;
     Ok(Json(describe(&state, &info)))

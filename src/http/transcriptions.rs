@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::access::require_key;
-use super::chat::{idempotency_key, stream_permit, upstream_spoke};
+use super::chat::{check_model_name, idempotency_key, stream_permit, upstream_spoke};
 use super::events::{ReadOptions, last_event_id, open, with_stream_id};
 use super::{ApiError, AppState};
 use crate::auth::Caller;
@@ -125,6 +125,7 @@ pub fn transcription_route(
     model: &str,
     format: AudioFormat,
 ) -> Result<Route, ApiError> {
+    check_model_name(model)?;
     let mut route = state.providers.route(model)?;
     route.candidates.retain(|c| c.provider.transcribes());
     if route.candidates.is_empty() {
@@ -195,9 +196,11 @@ async fn answer(
             return Err(ApiError::ModelNotAllowed(model));
         }
         let route = transcription_route(state, &upload.model, upload.request.format)?;
-        Ok((upload, route, stream_permit(caller)?))
+        let key = idempotency_key(headers, "audio.transcriptions")?;
+        let permit = stream_permit(state, caller, key.as_deref()).await?;
+        Ok((upload, route, key, permit))
     };
-    let (upload, route, permit) = match checked.await {
+    let (upload, route, key, permit) = match checked.await {
         Ok(checked) => checked,
         Err(e) => return (Err(e), None),
     };
@@ -209,10 +212,7 @@ async fn answer(
     if state.shutdown.is_cancelled() {
         return (Err(ApiError::ShuttingDown), None);
     }
-    let key = match idempotency_key(headers, "audio.transcriptions") {
-        Ok(key) => key,
-        Err(e) => return (Err(e), None),
-    };
+
     let (read_token, write_token) = (mint("rt_"), mint("wt_"));
     let request_hash = request_hash(&upload);
     let meta = StreamMeta {

@@ -285,6 +285,23 @@ impl Log {
 
 #[async_trait]
 impl EventLog for MemoryStore {
+    async fn find_idempotent(
+        &self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<StreamId>, StoreError> {
+        let state = lock(&self.shared.state);
+        let Some(id) = state.idempotency.get(&(owner.to_owned(), key.to_owned())) else {
+            return Ok(None);
+        };
+        let alive = state.streams.get(id).is_some_and(|e| {
+            lock(&e.log)
+                .finished_at
+                .is_none_or(|at| at + self.shared.limits.status_retention > Instant::now())
+        });
+        Ok(alive.then(|| id.clone()))
+    }
+
     async fn create(&self, new: NewStream) -> Result<Created, StoreError> {
         let NewStream {
             id,

@@ -214,6 +214,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// returns that stream instead. Fails with `Full` when the store cannot take a new stream.
     async fn create(&self, new: NewStream) -> Result<Created, StoreError>;
 
+    /// The live stream `owner` created with idempotency `key`, if any (nothing is created).
+    async fn find_idempotent(&self, owner: &str, key: &str)
+    -> Result<Option<StreamId>, StoreError>;
+
     /// Appends events in order and returns the last assigned seq. A terminal event finishes the
     /// stream; anything after it is refused with `Finished`.
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError>;

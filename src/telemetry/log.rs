@@ -32,6 +32,14 @@ impl EventLog for MeteredLog {
         self.inner.create(new).await
     }
 
+    async fn find_idempotent(
+        &self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<StreamId>, StoreError> {
+        self.inner.find_idempotent(owner, key).await
+    }
+
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
         let tally = Tally::of(&events);
         let appended = self.inner.append(id, events).await;

@@ -125,6 +125,119 @@ async fn a_key_runs_at_most_its_streams_at_once_and_a_slot_frees_when_one_ends()
 }
 
 #[tokio::test]
+async fn a_key_at_its_maximum_can_still_retry_its_own_idempotent_request() {
+    let mut config = keyed_config();
+    config.limits.max_streams_per_key = 1;
+    let app = spawn_app_with(config, None).await;
+    let agent = json!({"kind": "agent"});
+    let send = || {
+        app.client
+            .post(app.url("/v1/streams"))
+            .bearer_auth(ALICE)
+            .header("idempotency-key", "job-42")
+            .json(&agent)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        200,
+        "the retry finds its stream, it is not refused"
+    );
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    // A new request still needs a slot.
+    assert_429(
+        post_as(&app, ALICE, "/v1/streams", &agent).await,
+        "too_many_streams",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_without_credentials_is_refused_before_its_body_is_read() {
+    let app = spawn_app_with(keyed_config(), None).await;
+    let made = create(&app, ALICE, &json!({"kind": "agent"})).await;
+    for path in [
+        format!("/v1/streams/{}/events", made.id),
+        format!("/v1/streams/{}/audio?segment=0", made.id),
+        format!(
+            "/v1/streams/{}/events?token=rt_00000000000000000000000000000000",
+            made.id
+        ),
+    ] {
+        // A body that never ends: the answer can only come if nobody waits for it.
+        let endless = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            app.client
+                .post(app.url(&path))
+                .header("content-length", "900000")
+                .body(reqwest::Body::wrap_stream(endless))
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path}: the server waited for the body"))
+        .unwrap();
+        assert!(
+            [401, 404].contains(&response.status().as_u16()),
+            "{path}: {}",
+            response.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_keys_web_pages_on_other_sites_and_rebound_hosts_are_refused() {
+    let app = spawn_app_with(test_config(), None).await;
+    let send = |origin: Option<&'static str>, host: Option<String>| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            // A "simple" cross-site request: no preflight protects it.
+            .header("content-type", "text/plain")
+            .body(chat("mock/2t-0ms", false).to_string());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        request.send()
+    };
+    let port = app.addr.port();
+    let cases = [
+        (
+            Some("https://evil.example"),
+            None,
+            403,
+            Some("origin_not_allowed"),
+        ),
+        (
+            None,
+            Some(format!("evil.example:{port}")),
+            403,
+            Some("host_not_allowed"),
+        ),
+        (Some("http://localhost:3000"), None, 200, None),
+        (None, Some(format!("localhost:{port}")), 200, None),
+        (None, Some(format!("[::1]:{port}")), 200, None),
+        (None, None, 200, None),
+    ];
+    for (origin, host, status, code) in cases {
+        let (got, got_code, body) = outcome(send(origin, host.clone()).await.unwrap()).await;
+        assert_eq!(
+            (got, got_code.as_deref()),
+            (status, code),
+            "{origin:?} {host:?}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_agent_stream_holds_its_slot_until_it_finishes() {
     let mut config = keyed_config();
     config.limits.max_streams_per_key = 1;

@@ -193,18 +193,19 @@ async fn cancelling_a_finished_stream_changes_nothing() {
 }
 
 #[tokio::test]
-async fn shutdown_ends_subscribers_and_interrupts_unfinished_streams_after_the_drain() {
+async fn with_the_memory_store_subscribers_stay_through_the_drain_for_their_terminal_event() {
     let app = spawn_app().await;
     let (id, _) = app.create_stream("mock/1000t-50ms").await;
     let mut reader = SseReader::new(app.events(&id, None, "").await);
     let mut last = reader.next().await.unwrap();
     let state = app.state.clone();
     let stopping = tokio::spawn(app.stop());
-    // The open response ends without a terminal event: the client resumes elsewhere.
+    // No other instance has this stream: the client is kept until it ends, here interrupted
+    // at the end of the drain (tests/api/operations.rs checks a shared store closes at once).
     while let Some(event) = reader.next().await {
         last = event;
     }
-    assert_eq!(last.event, "message.delta");
+    assert_eq!(last.event, "stream.failed");
     stopping.await.unwrap();
     let info = state.log().info(&id.parse().unwrap()).await.unwrap();
     assert_eq!(info.head.status, tokenrelay::event::StreamStatus::Failed);
@@ -218,7 +219,7 @@ async fn a_client_that_stops_reading_cannot_hold_shutdown_hostage() {
     let body = chat("mock/1000000t-0ms", true).to_string();
     let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     socket.write_all(request.as_bytes()).await.unwrap();

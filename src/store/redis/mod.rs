@@ -530,6 +530,20 @@ impl EventLog for RedisStore {
         }
     }
 
+    async fn find_idempotent(
+        &self,
+        owner: &str,
+        key: &str,
+    ) -> Result<Option<StreamId>, StoreError> {
+        let idem = self.idempotency_key(owner, key);
+        let found: Option<String> = self
+            .call(
+                |mut conn| async move { redis::cmd("GET").arg(&idem).query_async(&mut conn).await },
+            )
+            .await?;
+        Ok(found.and_then(|id| id.parse().ok()))
+    }
+
     async fn append(&self, id: &StreamId, events: Vec<EventBody>) -> Result<u64, StoreError> {
         self.append_detached(id, events, None).await
     }
