@@ -44,7 +44,7 @@ async fn main() -> std::process::ExitCode {
             Ok(ops_listener) => {
                 let ops_addr = ops_listener.local_addr().unwrap_or(ops);
                 let router = tokenrelay::http::ops_router(state.clone());
-                tokio::spawn(axum::serve(ops_listener, router).into_future());
+                tokio::spawn(axum::serve(ops_listener, router.into_make_service()).into_future());
                 println!("tokenrelay metrics and health on http://{ops_addr}");
             }
             Err(e) => {

@@ -44,9 +44,13 @@ impl FrameWriter {
     fn line(&mut self, field: &str, value: &str) {
         self.buf.put_slice(field.as_bytes());
         self.buf.put_slice(b": ");
-        for c in value.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')) {
-            let mut tmp = [0u8; 4];
-            self.buf.put_slice(c.encode_utf8(&mut tmp).as_bytes());
+        // The values are ours and clean in practice: copied whole, filtered only if not.
+        if value.bytes().any(breaks_line) {
+            for piece in value.split(['\r', '\n', '\0']) {
+                self.buf.put_slice(piece.as_bytes());
+            }
+        } else {
+            self.buf.put_slice(value.as_bytes());
         }
         self.buf.put_u8(b'\n');
     }
@@ -65,13 +69,18 @@ impl FrameWriter {
     }
 }
 
+fn breaks_line(b: u8) -> bool {
+    matches!(b, b'\r' | b'\n' | b'\0')
+}
+
 /// Splits on CRLF, LF and lone CR, the three line ends an SSE parser recognises. A trailing
 /// line end yields a final empty piece, so the payload round-trips exactly.
 fn split_lines(data: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(data);
     std::iter::from_fn(move || {
         let s = rest?;
-        match s.find(['\r', '\n']) {
+        // A byte search: CR and LF never occur inside a multi-byte UTF-8 character.
+        match s.bytes().position(|b| b == b'\r' || b == b'\n') {
             Some(i) => {
                 let skip = if s[i..].starts_with("\r\n") { 2 } else { 1 };
                 rest = Some(&s[i + skip..]);
