@@ -1,6 +1,8 @@
 //! SSE encoding (SPEC §6): `field: value` lines, LF only, no BOM, payload newlines split into
 //! several `data:` lines, `retry:` inside the first real frame, keepalive as a bare comment line.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// A comment line with no blank line after it: openai-python dispatches an empty event (and
@@ -21,6 +23,17 @@ impl FrameWriter {
         }
     }
 
+    /// [`Self::frame`] with an id written straight into the buffer (no `String` per event and
+    /// subscriber). `id` displays as `<epoch>.<seq>`: ours, never a line break.
+    pub fn frame_with(&mut self, id: impl std::fmt::Display, event: Option<&str>, data: &str) {
+        if let Some(retry) = self.retry_ms.take() {
+            self.buf.put_slice(format!("retry: {retry}\n").as_bytes());
+        }
+        // Writing into a growable buffer cannot fail.
+        let _ = writeln!(self.buf, "id: {id}");
+        self.rest(event, data);
+    }
+
     /// Appends one event. `id` and `event` are ours (ASCII, no line breaks); any CR, LF or NUL
     /// would let a value escape its line, so they are dropped defensively.
     pub fn frame(&mut self, id: Option<&str>, event: Option<&str>, data: &str) {
@@ -30,6 +43,10 @@ impl FrameWriter {
         if let Some(id) = id {
             self.line("id", id);
         }
+        self.rest(event, data);
+    }
+
+    fn rest(&mut self, event: Option<&str>, data: &str) {
         if let Some(event) = event {
             self.line("event", event);
         }

@@ -76,14 +76,31 @@ impl Renderer {
 
     /// Writes the frames for one event (possibly none), each carrying the event's id.
     pub fn event(&mut self, epoch: &Epoch, event: &Event, out: &mut FrameWriter) {
-        let id = format!("{epoch}.{}", event.seq);
+        let seq = event.seq;
+        let id = || format!("{epoch}.{seq}");
         match self {
-            Self::Native => out.frame(Some(&id), Some(event.body.type_name()), &event.data),
-            Self::OpenAi(r) => r.event(&id, &event.body, out),
-            Self::Anthropic(r) => r.event(&id, &event.body, out),
-            Self::Agui(r) => r.event(&id, &event.body, out),
-            Self::Transcript(r) => r.event(&id, &event.body, out),
+            // The fan-out path: the stored JSON goes out as it is, the id written in place.
+            Self::Native => {
+                let id = EventIdRef { epoch, seq };
+                out.frame_with(id, Some(event.body.type_name()), &event.data);
+            }
+            Self::OpenAi(r) => r.event(&id(), &event.body, out),
+            Self::Anthropic(r) => r.event(&id(), &event.body, out),
+            Self::Agui(r) => r.event(&id(), &event.body, out),
+            Self::Transcript(r) => r.event(&id(), &event.body, out),
         }
+    }
+}
+
+/// `<epoch>.<seq>` without building a string.
+struct EventIdRef<'a> {
+    epoch: &'a Epoch,
+    seq: u64,
+}
+
+impl std::fmt::Display for EventIdRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.seq)
     }
 }
 
