@@ -10,6 +10,9 @@ use super::server::{InProcess, bench_config};
 use super::upstream::{MockModel, MockUpstream};
 use super::{BenchError, Options, subscribers};
 
+/// The limit of one part of scenario g.
+const PART_LIMIT: Duration = Duration::from_secs(150);
+
 /// One scenario of the suite (see `docs/benchmarks.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -76,7 +79,7 @@ impl Scenario {
             Self::A => 60,
             Self::B | Self::D | Self::E | Self::F => 240,
             Self::C => 300,
-            Self::G => 480,
+            Self::G => 3 * 150 + 30,
         })
     }
 
@@ -137,22 +140,35 @@ impl Scenario {
                 let url = options.redis.as_deref().unwrap_or_default();
                 let redis = [url];
                 let streams = pick(quick, 1000, 100);
-                let mut rows = streaming(
-                    upstream,
+                let label_b = format!("g/b: {streams} streams × 100 tokens at 20 ms");
+                // Each part in its own limit, so one failing part keeps the others' rows.
+                let mut rows = part(
                     "g/a: 1 stream × 100 tokens at 10 ms",
-                    MockModel::new(100, 10),
-                    1,
-                    &redis,
+                    streaming(
+                        upstream,
+                        "g/a: 1 stream × 100 tokens at 10 ms",
+                        MockModel::new(100, 10),
+                        1,
+                        &redis,
+                    ),
                 )
-                .await?;
-                let label = format!("g/b: {streams} streams × 100 tokens at 20 ms");
-                rows.extend(
-                    streaming(upstream, &label, MockModel::new(100, 20), streams, &redis).await?,
-                );
-                rows.extend(subscribers::resume(upstream, url, 2000, pick(quick, 200, 20)).await?);
+                .await;
+                let b = streaming(upstream, &label_b, MockModel::new(100, 20), streams, &redis);
+                rows.extend(part(&label_b, b).await);
+                let e = subscribers::resume(upstream, url, 2000, pick(quick, 200, 20));
+                rows.extend(part("g/e: resume replay", e).await);
                 Ok(rows)
             }
         }
+    }
+}
+
+/// Runs one part of a scenario within [`PART_LIMIT`]; a failure is a row saying so.
+async fn part(label: &str, rows: impl Future<Output = Result<Vec<Row>, BenchError>>) -> Vec<Row> {
+    match tokio::time::timeout(PART_LIMIT, rows).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => vec![Row::failed(label, "-", Check::Error(e.to_string()))],
+        Err(_) => vec![Row::failed(label, "-", Check::TimedOut(PART_LIMIT))],
     }
 }
 
@@ -187,15 +203,10 @@ pub async fn streaming(
     let mut rows: Vec<Row> = Vec::new();
     for (target, origin, prefix, _server) in &targets {
         // Warm up connections and code paths.
-        concurrent(
-            origin,
-            &format!("{prefix}{}", MockModel::new(5, 0).name()),
-            5,
-            2,
-        )
-        .await?;
+        let warm = MockModel::new(5, 0).name();
+        concurrent(origin, &format!("{prefix}{warm}"), 5, 2).await?;
         let started = Instant::now();
-        let (tokens, tally) = concurrent(
+        let reads = concurrent(
             origin,
             &format!("{prefix}{}", model.name()),
             model.tokens,
@@ -203,41 +214,72 @@ pub async fn streaming(
         )
         .await?;
         let elapsed = started.elapsed().as_secs_f64();
-        let count = tokens.len();
+        let count = reads.tokens.len();
+        let slowest = reads
+            .tokens
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|t| t.0);
+        let check = reads.check(streams);
         let mut row = Row::new(
             label,
             target,
             "µs",
-            tokens.into_iter().map(|(_, l)| l).collect(),
+            reads.tokens.into_iter().map(|(_, l)| l).collect(),
         );
         row.tokens_per_sec = Some(count as f64 / elapsed);
-        if !tally.is_clean() {
-            row.check = Check::Lost {
-                missing: tally.missing,
-                duplicated: tally.duplicated,
-            };
-        }
+        row.check = check;
         if let Some(direct) = rows.first() {
             let rate = |r: &Row| r.tokens_per_sec.unwrap_or(0.0);
             row.note = format!(
-                "tokens/s × direct: {:.2}",
+                "tokens/s × direct: {:.2}; ",
                 rate(&row) / rate(direct).max(f64::MIN_POSITIVE)
             );
             row = row.against(direct);
+        }
+        if let Some(n) = slowest {
+            row.note.push_str(&format!("slowest: token #{n}"));
         }
         rows.push(row);
     }
     Ok(rows)
 }
 
+/// What concurrent readers saw: every token, the tally of the streams that ended, and the
+/// streams that failed.
+#[derive(Debug, Default)]
+pub struct Reads {
+    pub tokens: Vec<Timed>,
+    pub tally: Tally,
+    pub failed: usize,
+    pub first_error: Option<String>,
+}
+
+impl Reads {
+    /// Failed streams first, then lost or repeated tokens.
+    pub fn check(&self, streams: usize) -> Check {
+        match &self.first_error {
+            Some(e) => Check::Error(format!(
+                "{} of {streams} streams failed, the first with: {e}",
+                self.failed
+            )),
+            None if self.tally.is_clean() => Check::Ok,
+            None => Check::Lost {
+                missing: self.tally.missing,
+                duplicated: self.tally.duplicated,
+            },
+        }
+    }
+}
+
 /// Reads `streams` chat streams of `model` from `origin` at once; every token, and the
-/// tally of every stream against `1..=tokens`.
+/// tally of every stream against `1..=tokens`. A stream that fails is counted, not fatal.
 pub async fn concurrent(
     origin: &str,
     model: &str,
     tokens: u64,
     streams: usize,
-) -> Result<(Vec<Timed>, Tally), BenchError> {
+) -> Result<Reads, BenchError> {
     let client = http_client(streams)?;
     let tasks: Vec<_> = (0..streams)
         .map(|_| {
@@ -245,16 +287,28 @@ pub async fn concurrent(
             tokio::spawn(async move { read_chat(&client, &origin, &model).await })
         })
         .collect();
-    let mut all = Vec::with_capacity(streams * usize::try_from(tokens).unwrap_or(0));
-    let mut tally = Tally::default();
+    let mut reads = Reads {
+        tokens: Vec::with_capacity(streams * usize::try_from(tokens).unwrap_or(0)),
+        ..Reads::default()
+    };
     for task in tasks {
-        let read = task
+        match task
             .await
-            .map_err(|e| BenchError::Setup(format!("reader task: {e}")))??;
-        tally.add(Tally::of(read.iter().map(|(n, _)| *n), tokens));
-        all.extend(read);
+            .map_err(|e| BenchError::Setup(format!("reader task: {e}")))?
+        {
+            Ok(read) => {
+                reads
+                    .tally
+                    .add(Tally::of(read.iter().map(|(n, _)| *n), tokens));
+                reads.tokens.extend(read);
+            }
+            Err(e) => {
+                reads.failed += 1;
+                reads.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
     }
-    Ok((all, tally))
+    Ok(reads)
 }
 
 /// The full size, or the small one under `--quick`.

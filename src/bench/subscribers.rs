@@ -169,10 +169,10 @@ pub async fn fan_out(
         model.tokens,
         model.gap.as_millis()
     );
-    let (direct_tokens, direct_tally) =
-        concurrent(&upstream.origin(), &model.name(), model.tokens, 1).await?;
-    let mut direct = Row::new(&label, "direct (1 reader)", "µs", values(direct_tokens));
-    direct.check = lost(direct_tally);
+    let reads = concurrent(&upstream.origin(), &model.name(), model.tokens, 1).await?;
+    let check = reads.check(1);
+    let mut direct = Row::new(&label, "direct (1 reader)", "µs", values(reads.tokens));
+    direct.check = check;
 
     let server = InProcess::start(bench_config("memory", &upstream.origin())).await?;
     let origin = server.origin();
