@@ -1,5 +1,5 @@
-//! The command line (clap): `serve` (the default) and `check-config`. Flags and their
-//! `TOKENRELAY_*` environment variables override the config file.
+//! The command line (clap): `serve` (the default), `check-config` and `bench` (the load
+//! generator). Flags and their `TOKENRELAY_*` environment variables override the config file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,12 +54,52 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
-#[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Run the server (the default).
     Serve,
     /// Load and validate the configuration, print it, and exit.
     CheckConfig,
+    /// Run the load generator against a mock upstream and print a Markdown table
+    /// (docs/benchmarks.md). Needs `ulimit -n` of about 10,500 for scenario c at full size.
+    Bench(BenchArgs),
+}
+
+/// `tokenrelay bench` options.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// Scenarios to run, comma-separated letters a-g (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub scenario: Vec<String>,
+    /// A Redis URL: also runs a, b and e with the Redis store (scenario g).
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Smaller sizes, for a quick look.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the Markdown table to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The load generator's options; an unknown scenario letter is an error.
+    pub fn options(&self) -> Result<crate::bench::Options, String> {
+        let mut options = crate::bench::Options::all(crate::bench::subscribers::current_exe());
+        if !self.scenario.is_empty() {
+            options.scenarios = self
+                .scenario
+                .iter()
+                .map(|letter| {
+                    crate::bench::Scenario::from_letter(letter.trim())
+                        .ok_or_else(|| format!("unknown scenario {letter:?} (a-g)"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        options.redis.clone_from(&self.redis);
+        options.quick = self.quick;
+        Ok(options)
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 //! - [`auth`]: client API keys, the caller of a request, per-key limits.
 //! - [`telemetry`]: Prometheus metrics (`/metrics`) and the request middleware that feeds them.
 //! - [`prompts`], [`config`], [`cli`]: templates, settings, the command line.
+//! - [`bench`]: the load generator of `tokenrelay bench`, with its timed mock upstream.
 //!
 //! The producer writes, clients read: a producer task per stream (or an agent's publish
 //! calls) appends to the log; subscribers are cursors over it and never slow the writer.
@@ -20,6 +21,7 @@
 pub mod agent;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod event;

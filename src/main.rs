@@ -10,6 +10,9 @@ use tokenrelay::config::ProcessEnv;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Bench(args)) = &cli.command {
+        return tokenrelay::bench::main(args).await;
+    }
     let (config, secrets) = match cli.config(&ProcessEnv) {
         Ok(loaded) => loaded,
         Err(e) => {

@@ -9,6 +9,7 @@ mod support;
 mod access;
 mod access_keys;
 mod agents;
+mod bench_smoke;
 mod cluster;
 mod errors;
 mod feeds;
