@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{Need, StreamAccess, TokenQuery};
-use super::chat::{idempotency_key, stream_permit};
+use super::admission::{idempotency_key, stream_permit};
 use super::json::ApiJson;
 use super::streams::{created_answer, external_body};
 use super::{ApiError, AppState};

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{Need, StreamAccess};
-use super::chat::{idempotency_key, route_for, stream_permit};
+use super::admission::{idempotency_key, route_for, stream_permit};
 use super::streams::{created_answer, describe, external_body};
 use super::transcriptions::transcription_route;
 use super::{ApiError, AppState};

@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC §3): the router, its middleware, and one file per group of routes.
 
 mod access;
+mod admission;
 mod agents;
 mod chat;
 mod error;

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::access::require_key;
-use super::chat::{check_model_name, idempotency_key, stream_permit, upstream_spoke};
+use super::admission::{check_model_name, idempotency_key, stream_permit};
+use super::chat::upstream_spoke;
 use super::events::{ReadOptions, last_event_id, open, with_stream_id};
 use super::{ApiError, AppState};
 use crate::auth::Caller;
