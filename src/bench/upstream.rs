@@ -14,6 +14,7 @@ use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -95,6 +96,11 @@ impl MockUpstream {
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         tokio::spawn(async move {
+            // Like a real upstream's streaming server: each token leaves at once (with Nagle's
+            // algorithm a token waits for the reader's delayed ACK of the one before).
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serving =
                 axum::serve(listener, app).with_graceful_shutdown(stopped.cancelled_owned());
             if let Err(e) = serving.await {
