@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 use super::access::{Need, StreamAccess, TokenQuery};
 use super::admission::{idempotency_key, stream_permit};
 use super::json::ApiJson;
-use super::streams::{created_answer, external_body};
+use super::streams::{created_answer, default_format, external_body};
 use super::{ApiError, AppState};
 use crate::agent::{BatchError, PublishError, parse_batch};
 use crate::auth::Caller;
 use crate::event::token::mint;
-use crate::event::{Format, StreamId, StreamKind, unix_millis};
+use crate::event::{StreamId, StreamKind, unix_millis};
 use crate::store::StreamMeta;
 
 /// Names are stored with every stream and shown in status; real ones are short.
@@ -52,12 +52,7 @@ pub async fn create(
             message: format!("`name` must be 1 to {MAX_NAME_LEN} bytes, no control characters"),
         });
     }
-    let format = match body.format.as_deref() {
-        None => Format::Native,
-        Some(name) => {
-            Format::parse(name).ok_or_else(|| ApiError::UnsupportedFormat(name.into()))?
-        }
-    };
+    let format = default_format(body.format.as_deref())?;
     let key = idempotency_key(headers, "streams.agent")?;
     let (read, write) = (mint("rt_"), mint("wt_"));
     let meta = StreamMeta {

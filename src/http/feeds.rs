@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 
 use super::access::{Need, StreamAccess};
 use super::admission::{idempotency_key, route_for, stream_permit};
-use super::streams::{created_answer, describe, external_body};
+use super::streams::{created_answer, default_format, describe, external_body};
 use super::transcriptions::transcription_route;
 use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::event::token::mint;
-use crate::event::{Format, StreamId, StreamKind, unix_millis};
+use crate::event::{StreamId, StreamKind, unix_millis};
 use crate::feed::{FeedError, SegmentOutcome};
 use crate::providers::{AudioFormat, TranscriptionRequest, wav_duration};
 use crate::store::{FeedMeta, StreamInfo, StreamMeta};
@@ -57,12 +57,7 @@ pub async fn create(
             ),
         });
     }
-    let format = match body.format.as_deref() {
-        None => Format::Native,
-        Some(name) => {
-            Format::parse(name).ok_or_else(|| ApiError::UnsupportedFormat(name.into()))?
-        }
-    };
+    let format = default_format(body.format.as_deref())?;
     let mut fields = Vec::new();
     if let Some(language) = body.language {
         fields.push(("language".to_owned(), language));

@@ -150,6 +150,15 @@ pub fn external_body<T: DeserializeOwned>(
     Ok((from_value(body)?, request_hash))
 }
 
+/// The format subscribers of a stream written from outside get without `?format=`:
+/// `native` unless the creating request named another.
+pub fn default_format(name: Option<&str>) -> Result<Format, ApiError> {
+    match name {
+        None => Ok(Format::Native),
+        Some(name) => Format::parse(name).ok_or_else(|| ApiError::UnsupportedFormat(name.into())),
+    }
+}
+
 /// The answer to creating a stream written from outside (agent, feed): 201 with its status,
 /// its `urls` and its tokens, or 200 without tokens (they are stored only as hashes) when the
 /// idempotency key named an existing stream made by the same request.
