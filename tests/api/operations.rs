@@ -105,8 +105,20 @@ async fn sigterm_fails_readiness_ends_subscribers_drains_producers_and_exits_zer
 
     let signalled = Instant::now();
     draining.signal("TERM");
-    let ready = client.get(draining.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), 503, "readiness fails at once");
+    // The signal is delivered asynchronously: poll briefly rather than race it.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let ready = loop {
+        let ready = client.get(draining.url("/readyz")).send().await.unwrap();
+        if ready.status() == 503 || Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        ready.status(),
+        503,
+        "readiness fails within moments of SIGTERM"
+    );
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["draining"], true);
     let refused = create(&client, &draining).await;
