@@ -249,6 +249,42 @@ async fn a_producer_whose_lease_was_taken_over_cannot_append() {
     not(redis_tests),
     ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
 )]
+async fn many_live_producers_keep_their_leases_while_another_instance_reaps() {
+    // More streams than one renewal batch, with a lease short enough that a missed renewal
+    // of any of them is reaped within the wait.
+    let prefix = fresh_prefix();
+    let lease = Duration::from_millis(600);
+    let producer = store(url(), &prefix, lease);
+    let reaper = store(url(), &prefix, lease);
+    let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
+    producer.start(&tasks, stop.clone());
+    reaper.start(&tasks, stop.clone());
+    let mut ids = Vec::new();
+    for _ in 0..450 {
+        let id = StreamId::random();
+        producer
+            .create(crate::store_contract::new_leased(&id))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    tokio::time::sleep(lease * 4).await;
+    for id in &ids {
+        let head = reaper.head(id).await.unwrap();
+        assert!(!head.status.is_finished(), "{id} was reaped: {head:?}");
+        producer
+            .append(id, vec![delta("still here")])
+            .await
+            .unwrap();
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(redis_tests),
+    ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
+)]
 async fn redis_losing_the_data_gives_resuming_clients_reset_never_mixed_data() {
     let redis = PrivateRedis::start().await;
     let mut config = test_config();

@@ -10,9 +10,11 @@ use super::scripts::{REAP, RENEW};
 use super::{RedisStore, lock};
 use crate::event::{EventBody, StreamId, unix_millis};
 
-/// Renews every lease held here, three times per lease period.
+/// How many leases one renewal call extends.
+const RENEW_BATCH: usize = 200;
+
+/// Renews every lease held here, three times per lease period, in batches.
 pub(super) async fn renew(store: RedisStore, stop: CancellationToken) {
-    let lease_ms = store.inner.lease.as_millis() as u64;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -22,30 +24,39 @@ pub(super) async fn renew(store: RedisStore, stop: CancellationToken) {
             .iter()
             .map(|(id, h)| (id.clone(), h.fence.clone()))
             .collect();
-        for (id, fence) in held {
-            let (meta, running) = (store.meta_key(&id), store.running_key());
-            let id_ref = &id;
-            let renewed: Result<i64, _> = store
-                .call(|mut conn| async move {
-                    RENEW
-                        .key(&meta)
-                        .key(&running)
-                        .arg(&fence)
-                        .arg(lease_ms)
-                        .arg(id_ref.as_str())
-                        .invoke_async(&mut conn)
-                        .await
-                })
-                .await;
-            match renewed {
-                Ok(1) => {}
-                Ok(_) => {
+        for batch in held.chunks(RENEW_BATCH) {
+            renew_batch(&store, batch).await;
+        }
+    }
+}
+
+async fn renew_batch(store: &RedisStore, batch: &[(StreamId, String)]) {
+    let lease_ms = store.inner.lease.as_millis() as u64;
+    let running = store.running_key();
+    let metas: Vec<String> = batch.iter().map(|(id, _)| store.meta_key(id)).collect();
+    let renewed: Result<Vec<i64>, _> = store
+        .call(|mut conn| async move {
+            let mut call = RENEW.key(&running);
+            for meta in &metas {
+                call.key(meta);
+            }
+            call.arg(lease_ms);
+            for (id, fence) in batch {
+                call.arg(fence).arg(id.as_str());
+            }
+            call.invoke_async(&mut conn).await
+        })
+        .await;
+    match renewed {
+        Ok(results) => {
+            for ((id, _), ok) in batch.iter().zip(results) {
+                if ok != 1 {
                     tracing::warn!(stream_id = %id, "lease lost: the stream ended or was taken over");
-                    lock(&store.inner.leases).remove(&id);
+                    lock(&store.inner.leases).remove(id);
                 }
-                Err(e) => tracing::warn!(stream_id = %id, error = %e, "lease renewal failed"),
             }
         }
+        Err(e) => tracing::warn!(leases = batch.len(), error = %e, "lease renewal failed"),
     }
 }
 

@@ -146,18 +146,28 @@ return 1
     )
 });
 
-/// KEYS: meta, running. ARGV: fence, lease ms, stream id.
-/// Returns 1 if the lease was extended, 0 if it is no longer ours (or the stream ended).
+/// Extends many leases in one round trip (one call per lease fell behind the 15 s lease with
+/// 1,000 streams on a loaded instance). KEYS: running, meta 1..n. ARGV: lease ms, then
+/// fence i, stream id i for each meta key. Returns, per stream, 1 if its lease was extended,
+/// 0 if it is no longer ours (or the stream ended).
 pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local st = redis.call('HMGET', KEYS[1], 'status', 'fence')
-if st[1] ~= 'running' or st[2] ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
-local deadline = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'until', deadline)
-redis.call('ZADD', KEYS[2], deadline, ARGV[3])
-return 1
+local deadline = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local fence, id = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  local st = redis.call('HMGET', KEYS[i], 'status', 'fence')
+  if st[1] == 'running' and st[2] == fence then
+    redis.call('HSET', KEYS[i], 'until', deadline)
+    redis.call('ZADD', KEYS[1], deadline, id)
+    out[i - 1] = 1
+  else
+    out[i - 1] = 0
+  end
+end
+return out
 "#,
     )
 });
