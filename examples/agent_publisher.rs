@@ -120,7 +120,8 @@ async fn main() -> Result<(), Error> {
     println!(
         "watch it (native): curl -N '{base}/v1/streams/{id}/events?presence=true&token={read_token}'"
     );
-    println!("its status:        curl -s '{base}/v1/streams/{id}?token={read_token}'\n");
+    println!("its status:        curl -s '{base}/v1/streams/{id}?token={read_token}'");
+    println!("in a browser:      {base}/?view=agent&stream={id}&token={read_token}\n");
 
     let agent = Agent {
         client: client.clone(),

@@ -80,7 +80,8 @@ async fn main() -> Result<(), Error> {
     println!("live feed {id}\n");
     println!("follow it:      curl -N '{base}/v1/streams/{id}/events?token={read}'");
     println!("as OpenAI does: curl -N '{base}/v1/streams/{id}/events?format=openai&token={read}'");
-    println!("recent text:    curl -s '{base}/v1/streams/{id}?token={read}'\n");
+    println!("recent text:    curl -s '{base}/v1/streams/{id}?token={read}'");
+    println!("in a browser:   {base}/?view=feed&stream={id}&token={read}\n");
 
     let per_segment =
         (spec.sample_rate as f64 * SEGMENT.as_secs_f64()) as usize * spec.channels as usize;

@@ -10,6 +10,7 @@ mod feeds;
 mod json;
 mod messages;
 mod meta;
+mod playground;
 mod prompts;
 mod streams;
 mod transcriptions;
@@ -44,8 +45,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// 5. `DefaultBodyLimit`: `max_body_bytes`; `ApiJson` turns a breach into 413 `body_too_large`.
 ///
 /// Outside them `Cors` answers preflights before anything else runs; inside, every route but
-/// health and readiness goes through `authenticate` (keys, rate limits), and the routes that
-/// need a key through `key_required` before their body is read.
+/// health, readiness, metrics and the playground's page goes through `authenticate` (keys,
+/// rate limits), and the routes that need a key through `key_required` before their body is
+/// read.
 ///
 /// Around each matched route (after routing, so the route template is known):
 /// `telemetry::observe` counts the request by template and status and records `stream_id`.
@@ -86,7 +88,8 @@ pub fn router(state: AppState) -> Router {
     let open = Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .merge(public_metrics);
+        .merge(public_metrics)
+        .merge(playground::routes());
     // Routes that need a key when keys are configured; a stream's own routes (below) also
     // take its tokens, so they check the caller themselves (`StreamAccess`).
     let keyed = Router::new()

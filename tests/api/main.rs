@@ -21,6 +21,7 @@ mod messages;
 mod meta;
 mod metrics;
 mod operations;
+mod playground;
 mod prompts;
 mod resume;
 mod routing;
