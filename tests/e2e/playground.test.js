@@ -5,6 +5,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -20,6 +21,7 @@ const KEY = required('TOKENRELAY_E2E_KEY');
 const OUTPUT = process.env.E2E_OUTPUT || path.join(import.meta.dirname, 'output');
 const DOCS_SCREENSHOT = process.env.E2E_DOCS_SCREENSHOT || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const AGENT_PUBLISHER = required('AGENT_PUBLISHER');
 
 function required(name) {
   const value = process.env[name];
@@ -271,6 +273,38 @@ named('4. the agent view shows every step of the publisher, joined late', async 
     assert.equal(await text(viewer, '#agent-status'), 'completed');
   }
   await shot(page, 'agent.png');
+});
+
+named('4b. the agent view follows the real example publisher from the link it prints', async () => {
+  // examples/agent_publisher.rs itself, not a copy of its events: the playground link it
+  // prints is opened while it publishes.
+  const publisher = spawn(AGENT_PUBLISHER, [BASE, '60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => publisher.on('exit', (code) => resolve(code)));
+  let out = '';
+  const link = await new Promise((resolve, reject) => {
+    publisher.stdout.on('data', (chunk) => {
+      out += chunk;
+      const found = out.match(/in a browser:\s+(\S+)/);
+      if (found) resolve(found[1]);
+    });
+    exited.then((code) => reject(new Error(`agent_publisher exited (${code}) first: ${out}`)));
+  });
+  const page = await openPage(link);
+  await waitText(page, '#agent-status', 'completed');
+  assert.equal(await exited, 0, `agent_publisher failed: ${out}`);
+  const id = new URL(link).searchParams.get('stream');
+  const server = await status(BASE, id);
+  assert.deepEqual(server.aggregate.steps.map((s) => s.name), ['plan', 'search', 'read', 'write']);
+  const steps = await page.$$eval('#agent-steps li', (items) => items.map((li) => ({
+    name: li.querySelector('.name').textContent,
+    status: li.querySelector('.badge').textContent,
+  })));
+  assert.deepEqual(steps, server.aggregate.steps.map((s) => ({ name: s.name, status: 'finished' })));
+  const tools = await page.$$eval('#agent-tools li', (items) => items.map((li) => li.querySelector('.name').textContent));
+  assert.deepEqual(tools, server.aggregate.tool_calls.map((c) => c.name));
+  assert.ok(tools.length > 0, 'the example calls tools');
+  assert.equal(await text(page, '#agent-messages .message .text'), server.aggregate.messages[0].content);
+  await shot(page, 'agent-example.png');
 });
 
 named('5. the transcription view shows a live feed\'s captions', async () => {

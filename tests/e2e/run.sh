@@ -8,7 +8,8 @@
 #   tests/e2e/run.sh [path/to/tokenrelay] [--docs-screenshot]
 #   E2E_GREP='cut mid-answer' tests/e2e/run.sh      # only the tests whose names match
 #
-# Needs `npm ci` in tests/e2e and Debian's chromium (CHROMIUM overrides /usr/bin/chromium).
+# Needs the agent_publisher example built beside the binary, `npm ci` in tests/e2e and
+# Debian's chromium (CHROMIUM overrides /usr/bin/chromium).
 # Screenshots go to tests/e2e/output/; --docs-screenshot also rewrites docs/playground.png.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,6 +30,12 @@ if [ ! -x "$bin" ]; then
 fi
 if [ ! -d "$here/node_modules/playwright-core" ]; then
   echo "run.sh: playwright-core is missing: run npm ci in $here" >&2
+  exit 2
+fi
+# The agent test runs the real examples/agent_publisher.rs, built beside the binary.
+export AGENT_PUBLISHER="${AGENT_PUBLISHER:-$(dirname "$bin")/examples/agent_publisher}"
+if [ ! -x "$AGENT_PUBLISHER" ]; then
+  echo "run.sh: no agent_publisher example at $AGENT_PUBLISHER (cargo build --example agent_publisher)" >&2
   exit 2
 fi
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
