@@ -76,6 +76,7 @@ async fn main() -> std::process::ExitCode {
     println!(
         "  curl -N http://{addr}/v1/chat/completions -H 'content-type: application/json'{auth} \\\n    -d '{{\"model\":\"mock/default\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
     );
+    println!("or open the playground: http://{addr}/");
     match serve(listener, state, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
