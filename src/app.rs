@@ -1,8 +1,7 @@
 //! Assembly: the shared state built from config, and `serve`, which runs the HTTP server on
 //! an already-bound listener until a shutdown future resolves, then drains.
 
-use axum::serve::ListenerExt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -267,18 +266,7 @@ pub async fn serve(
     // The listener keeps answering through the drain: `/readyz` says 503 (so load balancers
     // stop sending traffic), new streams get 503 `shutting_down`. It closes once the drain ends.
     let stop_accepting = CancellationToken::new();
-    // `into_make_service` hands each connection a clone of the same routes (an `Arc`); serving
-    // the `Router` itself rebuilds its route table per connection (measured: ~14 KiB each).
-    // Frames go out as they are written: with Nagle's algorithm a small frame can wait for the
-    // client's delayed ACK of the one before (up to 40 ms on Linux).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let graceful = axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-        .into_future();
+    let graceful = crate::http::serve_connections(listener, router, stop_accepting.clone());
     let mut server = tokio::spawn(graceful);
     let died = tokio::select! {
         () = shutdown => None,
@@ -316,14 +304,14 @@ pub async fn serve(
             Err(_) => {
                 tracing::warn!("closing connections that did not finish in the drain window");
                 server.abort();
-                Ok(Ok(()))
+                Ok(())
             }
         },
     };
     state.store_stop.cancel();
     state.store_tasks.close();
     state.store_tasks.wait().await;
-    served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    served.map_err(std::io::Error::other)
 }
 
 /// SIGHUP reloads the prompt templates; running streams are not touched.

@@ -8,6 +8,7 @@ mod error;
 mod events;
 mod feeds;
 mod json;
+mod listen;
 mod messages;
 mod meta;
 mod playground;
@@ -16,6 +17,7 @@ mod streams;
 mod transcriptions;
 
 pub use error::ApiError;
+pub use listen::serve_connections;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -1,4 +1,4 @@
-//! Models, health and readiness, and the SSE wire shape as a client sees it.
+//! Models, health and readiness, the SSE wire shape as a client sees it, and request-head size.
 
 use std::time::Duration;
 
@@ -79,4 +79,22 @@ async fn the_wire_has_retry_in_the_first_frame_only_one_line_json_and_no_bom() {
         let id = &lines[0][4..];
         assert!(id.len() < 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'));
     }
+}
+
+#[tokio::test]
+async fn request_heads_up_to_8_kib_are_served_and_larger_ones_get_431() {
+    // The read buffer per connection is held at 8 KiB (memory per idle subscriber), which
+    // caps a request head there: a big cookie still fits, a runaway one is refused.
+    let app = spawn_app().await;
+    let status = |size: usize| {
+        let request = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-padding", "a".repeat(size));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(6_000).await, 200);
+    assert_eq!(status(9_000).await, 431);
+    // The refusal closed only that connection.
+    assert_eq!(status(10).await, 200);
 }
