@@ -191,12 +191,18 @@ function agentEvent(event) {
         c.result = data.content === undefined ? '' : String(data.content);
       });
       break;
-    case 'tool_call.delta':
-      agentTool(data.id || `call-${data.index}`, (c) => {
+    case 'tool_call.delta': {
+      // A chat's tool call is named by its index: providers send its id with the first
+      // fragment only. The server's aggregate keys them the same way.
+      const index = data.index || 0;
+      const known = [...agent.tools.values()].find((c) => c.index === index);
+      agentTool(known ? known.id : (data.id || `call-${index}`), (c) => {
+        c.index = index;
         if (data.name) c.name = data.name;
         c.arguments += data.arguments || '';
       });
       break;
+    }
     case 'message.started':
       agentMessage(data.messageId, data.role);
       break;

@@ -33,7 +33,7 @@ export class ApiError extends Error {
   }
 }
 
-/** One JSON call; `credential` replaces the API key (a stream's write token, say). */
+/** One JSON call; `credential` (a stream's write token, say) is sent when no API key is set. */
 export async function api(method, path, body, credential) {
   const headers = {};
   const bearer = storedKey() || credential;

@@ -121,6 +121,12 @@ async function sendChat(event) {
   }
   if (chat.tail) chat.tail.stop();
   chat.tail = null;
+  // Cancel posts to chat.streamId: until the new stream exists, neither it nor the one before
+  // is there to cancel.
+  chat.streamId = null;
+  chat.readToken = null;
+  chat.writeToken = null;
+  $('chat-stream-id').textContent = '—';
   $('chat-answer').replaceChildren();
   chat.text = document.createTextNode('');
   $('chat-answer').append(chat.text);
@@ -134,6 +140,8 @@ async function sendChat(event) {
   setStatus($('chat-status'), 'creating');
   chatRunning(true);
   $('chat-drop').disabled = true;
+  $('chat-cancel').disabled = true;
+  chatFacts();
   let created;
   try {
     created = await api('POST', '/v1/streams', {
@@ -163,6 +171,7 @@ async function sendChat(event) {
   });
   chat.tail.open(null, false);
   $('chat-drop').disabled = false;
+  $('chat-cancel').disabled = false;
   chatFacts();
 }
 

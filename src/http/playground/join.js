@@ -15,7 +15,18 @@ export async function join(view, streamId, token, render, onEvent) {
   view.tail = null;
   view.streamId = streamId;
   view.token = token;
-  const status = await api('GET', streamPath(streamId, token));
+  // Another join may start while this one waits (Watch pressed twice, a rejoin): only the
+  // newest goes on, or two tails would apply every event twice.
+  view.joins = (view.joins || 0) + 1;
+  const attempt = view.joins;
+  let status;
+  try {
+    status = await api('GET', streamPath(streamId, token));
+  } catch (e) {
+    if (attempt === view.joins) throw e;
+    return;
+  }
+  if (attempt !== view.joins) return;
   render(status);
   view.facts();
   if (status.status !== 'running') {

@@ -22,6 +22,16 @@ function getAt(doc, tokens) {
   return node;
 }
 
+/** JSON equality: objects compare by their members, whatever their order (RFC 6902 §4.6). */
+function equal(a, b) {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length
+    && keys.every((k) => Object.hasOwn(b, k) && equal(a[k], b[k]));
+}
+
 export function applyPatch(doc, patch) {
   let root = clone(doc);
   for (const op of patch) {
@@ -79,7 +89,7 @@ export function applyPatch(doc, patch) {
         put(clone(getAt(root, pointer(op.from))));
         break;
       case 'test':
-        if (JSON.stringify(getAt(root, tokens)) !== JSON.stringify(op.value)) {
+        if (!equal(getAt(root, tokens), op.value)) {
           throw new Error(`test failed at ${op.path}`);
         }
         break;
