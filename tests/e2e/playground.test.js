@@ -12,7 +12,7 @@ import { chromium } from 'playwright-core';
 
 import { Cutter } from './lib/cutter.js';
 import {
-  AGENT_ANSWER, AGENT_STEPS, Feed, createAgent, runAgent, status,
+  AGENT_ANSWER, AGENT_STEPS, Feed, createAgent, publishEvents, runAgent, status,
 } from './lib/publishers.js';
 
 const BASE = required('TOKENRELAY_URL');
@@ -235,6 +235,27 @@ named('3. cancel stops a running answer', async () => {
   await waitText(page, '#chat-status', 'cancelled');
   assert.ok(!(await text(page, '#chat-answer')).includes('tok300 '));
   assert.equal((await status(BASE, id)).status, 'cancelled');
+
+  // While the next chat is being created (its POST held back here) there is nothing to
+  // cancel: the chat before it is not what Cancel may post to.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route((url) => url.pathname === '/v1/streams', async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.click('#chat-send');
+  await waitText(page, '#chat-status', 'creating');
+  assert.ok(await page.isDisabled('#chat-cancel'), 'no Cancel before the stream exists');
+  assert.equal(await text(page, '#chat-stream-id'), '—');
+  release();
+  await page.waitForFunction(() => document.querySelector('#chat-stream-id').textContent.startsWith('st_'));
+  const next = await text(page, '#chat-stream-id');
+  assert.notEqual(next, id);
+  await waitContains(page, '#chat-answer', 'tok2 ');
+  await page.click('#chat-cancel');
+  await waitText(page, '#chat-status', 'cancelled');
+  assert.equal((await status(BASE, next)).status, 'cancelled');
 });
 
 named('4. the agent view shows every step of the publisher, joined late', async () => {
@@ -305,6 +326,73 @@ named('4b. the agent view follows the real example publisher from the link it pr
   assert.ok(tools.length > 0, 'the example calls tools');
   assert.equal(await text(page, '#agent-messages .message .text'), server.aggregate.messages[0].content);
   await shot(page, 'agent-example.png');
+});
+
+named('4c. the agent view: one tail per view, tool-call fragments by index, tests by value', async () => {
+  const created = await createAgent(BASE);
+  const page = await openPage(`${BASE}/?view=agent`);
+  const warnings = [];
+  page.on('console', (message) => {
+    if (message.type() === 'warning') warnings.push(message.text());
+  });
+
+  // Watch pressed twice while the first join's status read is held back: the second join
+  // tails the stream, and the first must give up rather than tail it a second time.
+  let first = true;
+  await page.route((url) => url.pathname === `/v1/streams/${created.id}`, async (route) => {
+    if (first) {
+      first = false;
+      await new Promise((resolve) => { setTimeout(resolve, 500); });
+    }
+    await route.continue();
+  });
+  let answers = 0;
+  page.on('requestfinished', (request) => {
+    if (new URL(request.url()).pathname === `/v1/streams/${created.id}`) answers += 1;
+  });
+  await page.fill('#agent-stream', created.id);
+  await page.fill('#agent-token', created.read_token);
+  await page.click('#agent-form button[type="submit"]');
+  await page.click('#agent-form button[type="submit"]');
+  await waitText(page, '#agent-connection', 'open');
+  while (answers < 2) await page.waitForTimeout(50);
+  await page.waitForTimeout(300); // for the page to act on the held answer
+
+  // A chat-style tool call: providers send its id with the first fragment only.
+  await publishEvents(BASE, created, [
+    { type: 'STATE_DELTA', delta: [{ op: 'add', path: '/where', value: { city: 'Paris', country: 'FR' } }] },
+    { type: 'tool_call.delta', data: { index: 0, id: 'toolu_1', name: 'get_weather', arguments: '' } },
+    { type: 'tool_call.delta', data: { index: 0, arguments: '{"city":' } },
+    { type: 'tool_call.delta', data: { index: 0, arguments: '"Paris"}' } },
+  ]);
+  await waitContains(page, '#agent-tools', '"Paris"}');
+  const tools = await page.$$eval('#agent-tools li', (items) => items.map((li) => [
+    li.querySelector('.name').textContent, li.querySelector('.args').textContent,
+  ]));
+  assert.deepEqual(tools, [['get_weather', '{"city":"Paris"}']]);
+
+  // RFC 6902 `test` compares values: the same members in another order match.
+  await publishEvents(BASE, created, [
+    {
+      type: 'STATE_DELTA',
+      delta: [
+        { op: 'test', path: '/where', value: { country: 'FR', city: 'Paris' } },
+        { op: 'replace', path: '/where/city', value: 'Lyon' },
+      ],
+    },
+    { type: 'TEXT_MESSAGE_START', messageId: 'answer', role: 'assistant' },
+    { type: 'TEXT_MESSAGE_CONTENT', messageId: 'answer', delta: 'Sunny in Lyon.' },
+    { type: 'TEXT_MESSAGE_END', messageId: 'answer' },
+    { type: 'RUN_FINISHED', threadId: 'weather-1', runId: created.id },
+  ]);
+  await waitText(page, '#agent-status', 'completed');
+  assert.ok((await text(page, '#agent-state')).includes('city: "Lyon"'));
+  assert.deepEqual(warnings.filter((w) => w.includes('rejoining')), [], 'no rejoin was needed');
+  assert.equal(await text(page, '#agent-messages .message .text'), 'Sunny in Lyon.');
+  const server = await status(BASE, created.id);
+  assert.equal(Number(await text(page, '#agent-events')), server.event_count,
+    'each event received once');
+  assert.deepEqual(tools, server.aggregate.tool_calls.map((c) => [c.name, c.arguments]));
 });
 
 named('5. the transcription view shows a live feed\'s captions', async () => {

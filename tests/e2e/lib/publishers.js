@@ -16,6 +16,12 @@ async function call(base, method, path, { body, bearer, contentType } = {}) {
 
 const json = (value) => ({ body: JSON.stringify(value), contentType: 'application/json' });
 
+/** Publishes `events` (one or an array, native or AG-UI) into the agent stream `created`. */
+export function publishEvents(base, created, events) {
+  const path = `/v1/streams/${created.id}/events`;
+  return call(base, 'POST', path, { ...json(events), bearer: created.write_token });
+}
+
 /** The steps the simulated agent runs, in order. */
 export const AGENT_STEPS = ['plan', 'search', 'read', 'write'];
 export const AGENT_ANSWER = 'Two crates parse SSE well: eventsource-stream wraps any byte stream, '
@@ -32,10 +38,10 @@ export async function createAgent(base) {
  * as examples/agent_publisher.rs does; `onStep(name)` is called as each step starts.
  */
 export async function runAgent(base, created, paceMs, onStep = () => {}) {
-  const { id, write_token: token } = created;
+  const { id } = created;
   const publish = async (events) => {
     await sleep(paceMs);
-    return call(base, 'POST', `/v1/streams/${id}/events`, { ...json(events), bearer: token });
+    return publishEvents(base, created, events);
   };
   const step = async (name, started) => {
     if (started) await onStep(name);
