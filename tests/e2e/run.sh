@@ -32,12 +32,16 @@ if [ ! -d "$here/node_modules/playwright-core" ]; then
   echo "run.sh: playwright-core is missing: run npm ci in $here" >&2
   exit 2
 fi
+# Absolute, since the tests run from tests/e2e.
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 # The agent test runs the real examples/agent_publisher.rs, built beside the binary.
-export AGENT_PUBLISHER="${AGENT_PUBLISHER:-$(dirname "$bin")/examples/agent_publisher}"
+AGENT_PUBLISHER="${AGENT_PUBLISHER:-$(dirname "$bin")/examples/agent_publisher}"
 if [ ! -x "$AGENT_PUBLISHER" ]; then
   echo "run.sh: no agent_publisher example at $AGENT_PUBLISHER (cargo build --example agent_publisher)" >&2
   exit 2
 fi
+AGENT_PUBLISHER="$(cd "$(dirname "$AGENT_PUBLISHER")" && pwd)/$(basename "$AGENT_PUBLISHER")"
+export AGENT_PUBLISHER
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$CHROMIUM" ]; then
   echo "run.sh: no Chromium at $CHROMIUM (apt-get install -y chromium)" >&2
