@@ -266,7 +266,12 @@ pub async fn serve(
     // The listener keeps answering through the drain: `/readyz` says 503 (so load balancers
     // stop sending traffic), new streams get 503 `shutting_down`. It closes once the drain ends.
     let stop_accepting = CancellationToken::new();
-    let graceful = crate::http::serve_connections(listener, router, stop_accepting.clone());
+    let graceful = crate::http::serve_connections(
+        listener,
+        router,
+        stop_accepting.clone(),
+        crate::http::HEAD_TIMEOUT,
+    );
     let mut server = tokio::spawn(graceful);
     let died = tokio::select! {
         () = shutdown => None,

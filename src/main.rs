@@ -10,6 +10,7 @@ use tokenrelay::config::ProcessEnv;
 // glibc's malloc took a quarter of the CPU at 1,000 streams, much of it waiting on its arena
 // locks; jemalloc cut that (mimalloc too, but at +9 KiB per idle connection). See
 // docs/benchmarks.md, "Allocator".
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -76,7 +77,13 @@ async fn main() -> std::process::ExitCode {
     println!(
         "  curl -N http://{addr}/v1/chat/completions -H 'content-type: application/json'{auth} \\\n    -d '{{\"model\":\"mock/default\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
     );
-    println!("or open the playground: http://{addr}/");
+    // Bound to all interfaces: this machine's own address is the one a browser here can use.
+    let page = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    println!("or open the playground: http://{page}/");
     match serve(listener, state, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -17,7 +17,7 @@ mod streams;
 mod transcriptions;
 
 pub use error::ApiError;
-pub use listen::serve_connections;
+pub use listen::{HEAD_TIMEOUT, serve_connections};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -249,10 +249,11 @@ async fn a_producer_whose_lease_was_taken_over_cannot_append() {
     not(redis_tests),
     ignore = "needs Redis: set TOKENRELAY_TEST_REDIS_URL (.ci/run does)"
 )]
-async fn many_live_producers_keep_their_leases_while_another_instance_reaps() {
-    // More streams than one renewal batch, with a lease short enough that a missed renewal
-    // of any of them is reaped within the wait (renewals come every 500 ms: a second of slack
-    // for a loaded CI machine).
+async fn every_lease_is_renewed_past_the_first_batch_and_past_a_broken_key() {
+    // More streams than one renewal batch (200), with a lease short enough that a missed
+    // renewal of any of them is reaped within the wait (renewals come every 500 ms: a second
+    // of slack for a loaded CI machine). One stream's record is clobbered by something else
+    // writing to Redis: only that one may lose its lease.
     let prefix = fresh_prefix();
     let lease = Duration::from_millis(1500);
     let producer = store(url(), &prefix, lease);
@@ -269,6 +270,15 @@ async fn many_live_producers_keep_their_leases_while_another_instance_reaps() {
             .unwrap();
         ids.push(id);
     }
+    let broken = ids.remove(0);
+    let client = ::redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::cmd("SET")
+        .arg(format!("{prefix}:{{{broken}}}:m"))
+        .arg("not a hash")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     tokio::time::sleep(lease * 4).await;
     for id in &ids {
         let head = reaper.head(id).await.unwrap();

@@ -98,3 +98,52 @@ async fn request_heads_up_to_8_kib_are_served_and_larger_ones_get_431() {
     // The refusal closed only that connection.
     assert_eq!(status(10).await, 200);
 }
+
+#[tokio::test]
+async fn the_accept_loop_closes_connections_that_never_finish_a_request_head() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The accept loop itself, with a short head deadline (the server's is 30 s).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let deadline = Duration::from_millis(300);
+    let server = tokio::spawn(tokenrelay::http::serve_connections(
+        listener,
+        router,
+        stop.clone(),
+        deadline,
+    ));
+    let started = std::time::Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let mut whole = tokio::net::TcpStream::connect(addr).await.unwrap();
+    whole
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = whole.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    for (name, socket) in [("silent", &mut silent), ("slow", &mut slow)] {
+        // Closed by the server without an answer (hyper may say 408 first).
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut got))
+            .await
+            .unwrap_or_else(|_| panic!("the server never closed the {name} connection"));
+        assert!(
+            read.is_err() || !got.starts_with(b"HTTP/1.1 200"),
+            "{name}: {got:?}"
+        );
+    }
+    assert!(started.elapsed() >= deadline, "{:?}", started.elapsed());
+    stop.cancel();
+    drop(whole);
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the accept loop did not stop")
+        .unwrap();
+}

@@ -49,10 +49,16 @@ async fn renew_batch(store: &RedisStore, batch: &[(StreamId, String)]) {
         .await;
     match renewed {
         Ok(results) => {
-            for ((id, _), ok) in batch.iter().zip(results) {
-                if ok != 1 {
+            for ((id, fence), ok) in batch.iter().zip(results) {
+                if ok == 1 {
+                    continue;
+                }
+                // Only the lease that was sent: the stream may have ended here since (its
+                // lease is gone already) or been taken back under a new fence.
+                let mut leases = lock(&store.inner.leases);
+                if leases.get(id).is_some_and(|held| held.fence == *fence) {
+                    leases.remove(id);
                     tracing::warn!(stream_id = %id, "lease lost: the stream ended or was taken over");
-                    lock(&store.inner.leases).remove(id);
                 }
             }
         }

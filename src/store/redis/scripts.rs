@@ -158,8 +158,9 @@ local deadline = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
 local out = {}
 for i = 2, #KEYS do
   local fence, id = ARGV[2 * i - 2], ARGV[2 * i - 1]
-  local st = redis.call('HMGET', KEYS[i], 'status', 'fence')
-  if st[1] == 'running' and st[2] == fence then
+  -- pcall: one odd key (say, of the wrong type) loses its own lease, not the whole batch's.
+  local st = redis.pcall('HMGET', KEYS[i], 'status', 'fence')
+  if type(st) == 'table' and not st.err and st[1] == 'running' and st[2] == fence then
     redis.call('HSET', KEYS[i], 'until', deadline)
     redis.call('ZADD', KEYS[1], deadline, id)
     out[i - 1] = 1
