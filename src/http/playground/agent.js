@@ -2,7 +2,7 @@
 // (join.js) and kept up to date from its events: AG-UI lifecycle events from a publisher, or
 // a chat's own deltas when the stream is a chat.
 
-import { $, setStatus } from './dom.js';
+import { $, setStatus, el } from './dom.js';
 import { ApiError, showError } from './api.js';
 import { join, rejoin } from './join.js';
 import { applyPatch } from './patch.js';
@@ -31,11 +31,9 @@ const agent = {
 
 function stepItem(step) {
   const item = document.createElement('li');
-  const name = document.createElement('span');
-  name.className = 'name';
+  const name = el('span', 'name');
   name.textContent = step.name;
-  const badge = document.createElement('span');
-  badge.className = 'badge';
+  const badge = el('span', 'badge');
   item.append(name, ' ', badge);
   step.element = item;
   paintStep(step);
@@ -66,19 +64,13 @@ function agentStep(name, started) {
 }
 
 function toolItem(call) {
-  const item = document.createElement('li');
-  item.className = 'tool';
-  const head = document.createElement('div');
-  head.className = 'tool-head';
-  const name = document.createElement('span');
-  name.className = 'name';
-  const badge = document.createElement('span');
-  badge.className = 'badge';
+  const item = el('li', 'tool');
+  const head = el('div', 'tool-head');
+  const name = el('span', 'name');
+  const badge = el('span', 'badge');
   head.append(name, ' ', badge);
-  const args = document.createElement('pre');
-  args.className = 'args';
-  const result = document.createElement('pre');
-  result.className = 'result';
+  const args = el('pre', 'args');
+  const result = el('pre', 'result');
   item.append(head, args, result);
   call.element = item;
   paintTool(call);
@@ -112,12 +104,9 @@ function agentTool(id, change) {
 function agentMessage(id, role) {
   let message = agent.messages.get(id);
   if (!message) {
-    const box = document.createElement('div');
-    box.className = 'message';
-    const who = document.createElement('span');
-    who.className = 'role';
-    const text = document.createElement('p');
-    text.className = 'text';
+    const box = el('div', 'message');
+    const who = el('span', 'role');
+    const text = el('p', 'text');
     const node = document.createTextNode('');
     text.append(node);
     box.append(who, text);

@@ -4,6 +4,13 @@
 
 export const $ = (id) => document.getElementById(id);
 
+/** A new element with its class, the way every view builds its lists. */
+export function el(tag, className) {
+  const element = document.createElement(tag);
+  element.className = className;
+  return element;
+}
+
 /** Shows `status` as text and as `data-status`, which picks its colour. */
 export function setStatus(element, status) {
   element.textContent = status;

@@ -1,7 +1,7 @@
 // The transcription view: a live feed's captions, one line per audio segment. The recent
 // transcript comes from the status document (join.js), new words from the live events.
 
-import { $, setStatus } from './dom.js';
+import { $, setStatus, el } from './dom.js';
 import { ApiError, showError } from './api.js';
 import { join, rejoin } from './join.js';
 
@@ -26,8 +26,7 @@ const feed = {
 function captionLine(segment) {
   let line = feed.lines.get(segment);
   if (!line) {
-    const p = document.createElement('p');
-    p.className = 'caption';
+    const p = el('p', 'caption');
     p.dataset.segment = String(segment);
     const node = document.createTextNode('');
     p.append(node);
