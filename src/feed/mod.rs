@@ -1,8 +1,10 @@
 //! Live transcription feeds: one audio source sends numbered segments, each is transcribed
 //! upstream in order and its words appended as they come, and any number of viewers follow
 //! the transcript with resume. `segment` owns the order (a segment runs only after the one
-//! before it, once, on any instance); this file creates and finishes feeds.
+//! before it, once, on any instance), `context` what each segment is told of the ones before;
+//! this file creates and finishes feeds.
 
+mod context;
 mod segment;
 
 pub use segment::{FeedError, SegmentOutcome};

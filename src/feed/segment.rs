@@ -60,6 +60,8 @@ pub(super) struct Position {
     /// A segment has events in the log but not yet its closing marker.
     pub in_progress: bool,
     pub usage: Option<Usage>,
+    /// The end of the transcript so far (what the aggregate keeps).
+    pub transcript: String,
 }
 
 /// The `custom` event that claims a segment before its upstream call.
@@ -119,6 +121,7 @@ impl Feeds {
             next: info.aggregate.segments,
             in_progress: !closed,
             usage: info.aggregate.usage,
+            transcript: info.aggregate.transcript,
         })
     }
 
@@ -219,10 +222,11 @@ impl Feeds {
         id: &StreamId,
         n: u64,
         route: &Route,
-        request: TranscriptionRequest,
+        mut request: TranscriptionRequest,
         at: &Position,
         mut writer: Writer,
     ) -> Result<SegmentOutcome, FeedError> {
+        super::context::carry_over(&mut request, &at.transcript);
         let duration_ms = request.duration.map(|d| d.as_millis() as u64);
         let job = Job::Transcription(request);
         let Connected {

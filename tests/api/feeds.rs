@@ -349,13 +349,18 @@ async fn an_upstream_failure_on_a_segment_ends_the_feed_failed_with_the_text_bef
     assert_eq!(status["status"], "failed");
     assert_eq!(status["aggregate"]["error"]["code"], "upstream_bad_request");
     assert_eq!(status["aggregate"]["transcript"], "The quick brown fox.");
-    // The upstream got `language` with every segment.
+    // The upstream got `language` with every segment, and from the second on the transcript
+    // so far as the `prompt` (OpenAI's way to continue a previous audio segment).
+    let requests = upstream.requests();
+    let (first, second) = (
+        requests[0].1.as_str().unwrap(),
+        requests[1].1.as_str().unwrap(),
+    );
+    assert!(second.contains("name=\"language\"\r\n\r\nen"));
+    assert!(!first.contains("name=\"prompt\""), "{first}");
     assert!(
-        upstream.requests()[1]
-            .1
-            .as_str()
-            .unwrap()
-            .contains("name=\"language\"\r\n\r\nen")
+        second.contains("name=\"prompt\"\r\n\r\nThe quick brown fox.\r\n"),
+        "{second}"
     );
     let (status, error) = error_of(send(&app, &feed, 2, wav(400)).await).await;
     assert_eq!(
@@ -532,4 +537,20 @@ async fn a_forged_wav_header_cannot_make_the_mock_talk_for_hours() {
         crate::transcriptions::upload(&app, forged, "a.wav", &[("model", "mock/default")]).await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["text"], "the ", "0.1 s of audio: one word");
+}
+
+#[tokio::test]
+async fn the_mocks_segments_read_as_one_text_because_each_hears_the_transcript_before_it() {
+    let app = spawn_app_with(config(), None).await;
+    let feed = create_feed(&app, "mock/default").await;
+    for n in 0..3 {
+        // 1.2 s of audio: three words each.
+        let response = send(&app, &feed, n, wav(1200)).await;
+        assert_eq!(response.status(), 200);
+    }
+    let status = app.status(&feed.id).await;
+    assert_eq!(
+        status["aggregate"]["transcript"],
+        "the quick brown fox jumps over the lazy dog "
+    );
 }

@@ -44,9 +44,11 @@ fn plan(
             let count = (audio.as_secs_f64() * WORDS_PER_SECOND)
                 .round()
                 .clamp(1.0, MAX_WORDS as f64) as usize;
+            let start = continue_after(request.field("prompt").unwrap_or(""));
             let words: Vec<String> = WORDS
                 .split(' ')
                 .cycle()
+                .skip(start)
                 .take(count)
                 .map(|w| format!("{w} "))
                 .collect();
@@ -55,6 +57,23 @@ fn plan(
         }
     };
     Ok((words, pause, audio))
+}
+
+/// Where in its sentence the mock goes on when the prompt ends with words of it (a live
+/// feed sends the end of the transcript so far), so a feed's segments read as one text: the
+/// index after the prompt's last two words, found in the sentence; 0 if they are not in it.
+fn continue_after(prompt: &str) -> usize {
+    let sentence: Vec<&str> = WORDS.split(' ').collect();
+    let tail: Vec<&str> = prompt.split_whitespace().rev().take(2).collect();
+    let n = sentence.len();
+    let found = match tail.as_slice() {
+        [last, before] => {
+            (0..n).find(|&i| sentence[i] == *last && sentence[(i + n - 1) % n] == *before)
+        }
+        [last] => (0..n).find(|&i| sentence[i] == *last),
+        _ => None,
+    };
+    found.map_or(0, |i| (i + 1) % n)
 }
 
 fn usage(audio: Duration, words: usize) -> Usage {
@@ -174,5 +193,19 @@ mod tests {
         assert!(whole("3t-0ms", &r).is_err());
         r.duration = None;
         assert!(stream("default", &r, 1.0).is_err(), "WAV only");
+    }
+
+    #[test]
+    fn a_prompt_ending_in_the_mocks_sentence_continues_it() {
+        assert_eq!(continue_after(""), 0);
+        assert_eq!(continue_after("Names: Zoë"), 0);
+        // "the" is in the sentence twice: the word before it decides which.
+        assert_eq!(continue_after("the quick brown fox jumps over the"), 7);
+        assert_eq!(continue_after("Names: Zoë. the quick brown"), 3);
+        assert_eq!(continue_after("keeps its place"), 0, "wraps around");
+        let mut r = request(1200);
+        r.fields.push(("prompt".into(), "the quick brown ".into()));
+        let (words, _, _) = plan("default", &r, 1.0).unwrap();
+        assert_eq!(words.concat(), "fox jumps over ");
     }
 }
