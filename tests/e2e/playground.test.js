@@ -1,7 +1,9 @@
 // The playground in headless Chromium (playwright-core driving Debian's chromium), against a
 // real tokenrelay that run.sh started: TOKENRELAY_URL without keys, TOKENRELAY_KEYED_URL with
-// the key TOKENRELAY_E2E_KEY. Tests run in order; the last one checks that no page logged an
-// error in any of them.
+// the key TOKENRELAY_E2E_KEY. The server without keys has a fake OpenAI upstream,
+// FAKE_OPENAI_URL (lib/fake_openai.js), that replays tests/fixtures/openai: model
+// `openai/<fixture>` goes through tokenrelay's real OpenAI provider. Tests run in order; the
+// last one checks that no page logged an error in any of them.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +24,18 @@ const OUTPUT = process.env.E2E_OUTPUT || path.join(import.meta.dirname, 'output'
 const DOCS_SCREENSHOT = process.env.E2E_DOCS_SCREENSHOT || '';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const AGENT_PUBLISHER = required('AGENT_PUBLISHER');
+const FAKE_OPENAI = required('FAKE_OPENAI_URL');
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/openai');
+
+/** What a correct parser extracts from tests/fixtures/openai/<name>.sse. */
+const fixture = (name) => JSON.parse(fs.readFileSync(path.join(FIXTURES, `${name}.expected.json`), 'utf8'));
+
+/** The chat requests the fake OpenAI upstream received, oldest first. */
+async function upstreamRequests() {
+  const response = await fetch(new URL('/_requests', FAKE_OPENAI));
+  assert.equal(response.status, 200);
+  return response.json();
+}
 
 function required(name) {
   const value = process.env[name];
@@ -472,7 +486,111 @@ named('7. narrow screens, keyboard use and labels', async () => {
   }
 });
 
-named('8. no page logged an error', async () => {
+/** Each tool call the chat view lists: its name, id and arguments, in the list's order. */
+const shownTools = (page) => page.$$eval('#chat-tools li', (items) => items.map((li) => ({
+  name: li.querySelector('.name').textContent,
+  id: li.querySelector('.call-id').textContent,
+  arguments: li.querySelector('.args').textContent,
+})));
+
+named('9. a refusal from the OpenAI provider shows as a refusal, not an empty answer', async () => {
+  const expected = fixture('refusal');
+  const page = await openPage(`${BASE}/`);
+  assert.equal(await page.isHidden('#chat-refusal-box'), true, 'no refusal block before one');
+  const id = await sendChat(page, 'openai/refusal', 'Tell me something you will not.');
+  await waitText(page, '#chat-status', 'done');
+  assert.equal(await text(page, '#chat-refusal'), expected.refusal);
+  assert.equal(await page.isVisible('#chat-refusal'), true, 'the refusal is shown');
+  assert.equal(await text(page, '#chat-refusal-title'), 'Refusal');
+  assert.equal(await text(page, '#chat-answer'), expected.text, 'no answer text');
+  assert.equal(await page.isHidden('#chat-tools-box'), true, 'no tool calls');
+
+  const server = await status(BASE, id);
+  assert.equal(server.status, 'completed');
+  assert.equal(server.aggregate.refusal, expected.refusal, 'the page shows what the server kept');
+  assert.equal(server.aggregate.finish_reason, expected.finish_reason);
+  assert.equal(Number(await text(page, '#chat-events')), server.event_count);
+  // Through the real provider: the prefix removed, streamed with usage, with the upstream key.
+  const sent = (await upstreamRequests()).at(-1);
+  assert.deepEqual(sent, { model: 'refusal', stream: true, include_usage: true, messages: 1, authorized: true });
+  await shot(page, 'chat-refusal.png');
+
+  // The next chat starts with no refusal.
+  await sendChat(page, 'mock/3t-0ms');
+  await waitText(page, '#chat-status', 'done');
+  assert.equal(await page.isHidden('#chat-refusal-box'), true, 'a new chat hides the refusal');
+  assert.equal(await text(page, '#chat-refusal'), '');
+  assert.equal(await text(page, '#chat-answer'), tokens(3));
+});
+
+named('10. parallel tool calls stream in by index, as the server aggregates them', async () => {
+  const expected = fixture('parallel_tools');
+  const page = await openPage(`${BASE}/`);
+  assert.equal(await page.isHidden('#chat-tools-box'), true, 'no tool list before a call');
+  // Every state the list goes through: the page updates it once per event.
+  await page.evaluate(() => {
+    window.toolStates = [];
+    new MutationObserver(() => {
+      window.toolStates.push([...document.querySelectorAll('#chat-tools li .args')].map((a) => a.textContent));
+    }).observe(document.getElementById('chat-tools'), { subtree: true, childList: true, characterData: true });
+  });
+  const id = await sendChat(page, 'openai/parallel_tools', 'The weather in Paris and Tokyo?');
+  await waitText(page, '#chat-status', 'done');
+
+  const shown = await shownTools(page);
+  const server = await status(BASE, id);
+  const calls = (list) => list.map((c) => ({ name: c.name, id: c.id, arguments: c.arguments }));
+  assert.deepEqual(shown, calls(server.aggregate.tool_calls), 'the page shows what the server kept');
+  assert.deepEqual(shown, calls(expected.tool_calls), 'and what the fixture holds');
+  assert.equal(server.aggregate.finish_reason, expected.finish_reason);
+  assert.equal(await page.isVisible('#chat-tools-box'), true);
+  assert.equal(await text(page, '#chat-answer'), expected.text, 'no answer text');
+  assert.equal(await page.isHidden('#chat-refusal-box'), true, 'no refusal');
+  assert.equal(Number(await text(page, '#chat-events')), server.event_count);
+
+  // The arguments grew fragment by fragment: the first call was part-way before the second
+  // began (index 1 starts only once index 0 is complete).
+  const states = await page.evaluate(() => window.toolStates);
+  const first = expected.tool_calls[0].arguments;
+  assert.ok(states.some((s) => s.length === 1 && s[0].length > 0 && s[0] !== first),
+    `arguments streamed in: ${JSON.stringify(states)}`);
+  assert.ok(states.some((s) => s.length === 2 && s[0] === first && s[1] === ''),
+    `the second call joined once the first was whole: ${JSON.stringify(states)}`);
+
+  // Long call ids and arguments fit a narrow screen.
+  await page.setViewportSize({ width: 360, height: 780 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the tool list fits a 360px screen (overflow ${overflow}px)`);
+  await shot(page, 'chat-tools.png');
+
+  // The next chat starts with no tool calls.
+  await sendChat(page, 'mock/3t-0ms');
+  await waitText(page, '#chat-status', 'done');
+  assert.equal(await page.isHidden('#chat-tools-box'), true, 'a new chat hides the tool list');
+  assert.deepEqual(await shownTools(page), []);
+});
+
+named('11. reasoning from the OpenAI provider shows apart from the answer', async () => {
+  const expected = fixture('reasoning_content');
+  const page = await openPage(`${BASE}/`);
+  const id = await sendChat(page, 'openai/reasoning_content', 'What is 2+2?');
+  await waitText(page, '#chat-status', 'done');
+  const server = await status(BASE, id);
+  assert.equal(await text(page, '#chat-answer'), expected.text);
+  assert.equal(server.aggregate.choices[0].text, expected.text);
+  assert.equal(await page.isVisible('#chat-reasoning-box'), true, 'the reasoning box is shown');
+  await page.click('#chat-reasoning-box summary');
+  assert.equal(await page.isVisible('#chat-reasoning'), true, 'and opens');
+  assert.equal(await text(page, '#chat-reasoning'), expected.reasoning);
+  assert.equal(server.aggregate.reasoning, expected.reasoning);
+  const usage = expected.usage;
+  assert.equal(await text(page, '#chat-usage'), `${usage.input_tokens} in, ${usage.output_tokens} out`);
+  assert.equal(await page.isHidden('#chat-refusal-box'), true);
+  assert.equal(await page.isHidden('#chat-tools-box'), true);
+  await shot(page, 'chat-reasoning.png');
+});
+
+named('12. no page logged an error', async () => {
   const unexpected = errors.filter((e) => !e.expected);
   assert.deepEqual(unexpected, [], 'console errors and uncaught exceptions');
 });

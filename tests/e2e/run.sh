@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the playground's browser tests (playground.test.js) against a tokenrelay binary it does
-# not build: the path given, else $CARGO_TARGET_DIR (or target/)/debug/tokenrelay. It starts
-# two servers on free loopback ports with temporary configs (memory store, built-in mock
-# provider), one without keys and one with a key, runs the tests with node's test runner in
-# headless Chromium, and stops the servers however the run ends.
+# not build: the path given, else $CARGO_TARGET_DIR (or target/)/debug/tokenrelay. It starts a
+# fake OpenAI upstream (lib/fake_openai.js, replaying tests/fixtures/openai) and two servers on
+# free loopback ports with temporary configs (memory store, built-in mock provider), one
+# without keys, whose `openai` provider is the fake, and one with a key, runs the tests with
+# node's test runner in headless Chromium, and stops the servers and the fake however the run
+# ends.
 #
 #   tests/e2e/run.sh [path/to/tokenrelay] [--docs-screenshot]
 #   E2E_GREP='cut mid-answer' tests/e2e/run.sh      # only the tests whose names match
@@ -61,25 +63,36 @@ stop() {
 }
 trap stop EXIT
 
-# serve NAME: starts the binary with $work/NAME.toml on port 0 and sets $url to its address,
-# read from the line it prints once it listens.
-serve() {
-  local name="$1" log="$work/$1.log"
-  # Only the config file speaks: TOKENRELAY_* settings of the caller's shell would override it.
-  local unset=()
-  for var in $(compgen -e | grep '^TOKENRELAY_' || true); do unset+=(-u "$var"); done
-  env "${unset[@]}" NO_COLOR=1 "$bin" --config "$work/$name.toml" >"$log" 2>&1 &
-  pids+=("$!")
+# wait_url LOG NAME PATTERN: waits for the last started process, NAME, to print its address
+# (the sed pattern's \1) in $work/LOG.log and sets $url to it.
+wait_url() {
+  local log="$work/$1.log" name="$2" pattern="$3"
   url=""
   for _ in $(seq 100); do
-    url="$(sed -n 's/^tokenrelay listening on \(http:[^ ]*\).*/\1/p' "$log" | head -n 1)"
+    url="$(sed -n "s/$pattern/\1/p" "$log" | head -n 1)"
     [ -n "$url" ] && return 0
     if ! kill -0 "${pids[-1]}" 2>/dev/null; then break; fi
     sleep 0.1
   done
-  echo "run.sh: tokenrelay ($name) did not start:" >&2
+  echo "run.sh: $name did not start:" >&2
   cat "$log" >&2
   exit 1
+}
+
+# serve NAME [VAR=value...]: starts the binary with $work/NAME.toml on port 0, with the given
+# environment, and sets $url to its address, read from the line it prints once it listens.
+serve() {
+  local name="$1"
+  shift
+  # Only the config file and the arguments speak: TOKENRELAY_* settings of the caller's shell
+  # would override the file, and its upstream URLs and keys would reach real providers.
+  local unset=()
+  for var in $(compgen -e | grep -E '^(TOKENRELAY|OPENAI|ANTHROPIC|GEMINI)_' || true); do
+    unset+=(-u "$var")
+  done
+  env "${unset[@]}" NO_COLOR=1 "$@" "$bin" --config "$work/$name.toml" >"$work/$name.log" 2>&1 &
+  pids+=("$!")
+  wait_url "$name" "tokenrelay ($name)" '^tokenrelay listening on \(http:[^ ]*\).*'
 }
 
 # Settings shared by both: short EventSource retry so reconnects are quick, real-time mock
@@ -93,7 +106,15 @@ printf '%s' "$common" >"$work/open.toml"
 key="sk-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n[[keys]]\nname = "e2e"\nkey = "%s"\n' "$common" "$key" >"$work/keyed.toml"
 
-serve open
+# The fake OpenAI upstream, first: the server without keys sends its `openai/<fixture>`
+# models there, with a key of its own that the fake checks.
+upstream_key="sk-fake-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+FAKE_OPENAI_KEY="$upstream_key" node "$here/lib/fake_openai.js" >"$work/fake-openai.log" 2>&1 &
+pids+=("$!")
+wait_url fake-openai "fake OpenAI upstream" '^fake-openai listening on \(http:[^ ]*\).*'
+export FAKE_OPENAI_URL="$url"
+
+serve open OPENAI_BASE_URL="$FAKE_OPENAI_URL" OPENAI_API_KEY="$upstream_key"
 export TOKENRELAY_URL="$url"
 serve keyed
 export TOKENRELAY_KEYED_URL="$url"
@@ -101,15 +122,15 @@ export TOKENRELAY_E2E_KEY="$key"
 export E2E_DOCS_SCREENSHOT="$docs"
 export E2E_OUTPUT="$here/output"
 
-echo "tokenrelay: $TOKENRELAY_URL (no keys), $TOKENRELAY_KEYED_URL (keys); $("$CHROMIUM" --version 2>/dev/null)"
+echo "tokenrelay: $TOKENRELAY_URL (no keys, OpenAI upstream $FAKE_OPENAI_URL), $TOKENRELAY_KEYED_URL (keys); $("$CHROMIUM" --version 2>/dev/null)"
 status=0
 # E2E_GREP runs only the tests whose names match (node's --test-name-pattern).
 filter=()
 if [ -n "${E2E_GREP:-}" ]; then filter=(--test-name-pattern "$E2E_GREP"); fi
 (cd "$here" && node --test --test-reporter=spec "${filter[@]}" playground.test.js) || status=$?
 if [ "$status" -ne 0 ]; then
-  for name in open keyed; do
-    echo "---- tokenrelay ($name) log, last lines" >&2
+  for name in open keyed fake-openai; do
+    echo "---- $name log, last lines" >&2
     tail -n 40 "$work/$name.log" >&2
   done
 fi

@@ -1,8 +1,9 @@
 // The chat view: creates a chat stream (POST /v1/streams) from a model and a message, streams
-// the answer in, and lets its user drop the connection (to watch it resume) or cancel. The
-// model list is GET /v1/models.
+// the answer in (with the model's reasoning, a refusal and its tool calls, each apart from the
+// text), and lets its user drop the connection (to watch it resume) or cancel. The model list
+// is GET /v1/models.
 
-import { $, setStatus } from './dom.js';
+import { $, el, setStatus } from './dom.js';
 import { api, showError, streamPath } from './api.js';
 import { Tail } from './tail.js';
 
@@ -28,6 +29,9 @@ const chat = {
   writeToken: null,
   text: null,
   reasoning: null,
+  refusal: null,
+  /** Tool calls by their index, as `tool_call.delta` names them: {index, id, name, arguments, item}. */
+  tools: new Map(),
 };
 
 function chatModel() {
@@ -49,6 +53,53 @@ function chatFacts() {
   $('chat-resumes').textContent = tail ? String(tail.resumes) : '0';
 }
 
+/** Empties the reasoning, refusal and tool calls, for a new chat or a replay from the start. */
+function clearExtras() {
+  chat.reasoning = document.createTextNode('');
+  $('chat-reasoning').replaceChildren(chat.reasoning);
+  $('chat-reasoning-box').hidden = true;
+  chat.refusal = document.createTextNode('');
+  $('chat-refusal').replaceChildren(chat.refusal);
+  $('chat-refusal-box').hidden = true;
+  chat.tools = new Map();
+  $('chat-tools').replaceChildren();
+  $('chat-tools-box').hidden = true;
+}
+
+function toolItem(call) {
+  const item = el('li', 'tool');
+  const head = el('div', 'tool-head');
+  head.append(el('span', 'name'), ' ', el('span', 'call-id'));
+  item.append(head, el('pre', 'args'));
+  item.dataset.index = String(call.index);
+  return item;
+}
+
+/**
+ * Folds one `tool_call.delta` in: its fragments are matched by index (providers send the id and
+ * name with the first fragment only), and the list is ordered by index, as the server's
+ * aggregate is.
+ */
+function chatTool(data) {
+  const index = data.index || 0;
+  let call = chat.tools.get(index);
+  if (!call) {
+    call = { index, id: '', name: '', arguments: '', item: null };
+    call.item = toolItem(call);
+    chat.tools.set(index, call);
+    const list = $('chat-tools');
+    const after = [...list.children].find((li) => Number(li.dataset.index) > index);
+    list.insertBefore(call.item, after || null);
+    $('chat-tools-box').hidden = false;
+  }
+  if (data.id) call.id = data.id;
+  if (data.name) call.name = data.name;
+  call.arguments += data.arguments || '';
+  call.item.querySelector('.name').textContent = call.name || `tool call ${index}`;
+  call.item.querySelector('.call-id').textContent = call.id;
+  call.item.querySelector('.args').textContent = call.arguments;
+}
+
 function chatEvent(event) {
   const { type, data } = event;
   switch (type) {
@@ -62,13 +113,23 @@ function chatEvent(event) {
       $('chat-reasoning-box').hidden = false;
       chat.reasoning.appendData(data.text || '');
       break;
+    case 'refusal.delta':
+      // Like the answer, the refusal of choice 0 (the page asks for one choice).
+      if ((data.index || 0) === 0) {
+        $('chat-refusal-box').hidden = false;
+        chat.refusal.appendData(data.text || '');
+      }
+      break;
+    case 'tool_call.delta':
+      chatTool(data);
+      break;
     case 'usage':
       $('chat-usage').textContent = formatUsage(data);
       break;
     case 'reset':
       // The position could not be used; the server replays what it kept from the start.
       chat.text.data = '';
-      chat.reasoning.data = '';
+      clearExtras();
       logLine($('chat-log'), `reset (${data.reason}): replaying from the start`);
       break;
     case 'stream.completed':
@@ -130,9 +191,7 @@ async function sendChat(event) {
   $('chat-answer').replaceChildren();
   chat.text = document.createTextNode('');
   $('chat-answer').append(chat.text);
-  chat.reasoning = document.createTextNode('');
-  $('chat-reasoning').replaceChildren(chat.reasoning);
-  $('chat-reasoning-box').hidden = true;
+  clearExtras();
   $('chat-question').textContent = message;
   $('chat-question').hidden = false;
   $('chat-log').replaceChildren();
