@@ -434,10 +434,15 @@ named('6. with keys on, the page asks for one and then uses it', async () => {
   const page = await openPage(`${KEYED}/`);
   await waitContains(page, '#error', 'API key');
 
+  const modelLists = [];
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/v1/models') modelLists.push(r); });
   await page.fill('#api-key', KEY);
   await page.press('#api-key', 'Enter');
   await page.waitForFunction(() => document.querySelectorAll('#chat-model option').length > 2);
   assert.equal(await page.isHidden('#error'), true);
+  await page.press('#api-key', 'Enter');
+  await page.waitForTimeout(200);
+  assert.equal(modelLists.length, 1, 'one model list per new key (Enter is change + submit)');
   const subscriptions = recordSubscriptions(page);
   await sendChat(page, 'mock/20t-10ms');
   await waitText(page, '#chat-status', 'done');

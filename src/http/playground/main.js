@@ -34,8 +34,13 @@ function joinForm(formId, streamInput, tokenInput, start) {
 function main() {
   const keyInput = $('api-key');
   keyInput.value = storedKey();
+  let saved = keyInput.value.trim();
+  // Enter fires both `change` and `submit`: the models are fetched once per new key.
   const saveKey = () => {
-    storeKey(keyInput.value.trim());
+    const key = keyInput.value.trim();
+    if (key === saved) return;
+    saved = key;
+    storeKey(key);
     showError(null);
     loadModels();
   };
@@ -46,6 +51,7 @@ function main() {
   });
   $('api-key-forget').addEventListener('click', () => {
     keyInput.value = '';
+    saved = '';
     storeKey('');
     loadModels();
   });
