@@ -39,6 +39,8 @@ pub async fn serve_connections(
         .max_buf_size(READ_BUFFER)
         .timer(TokioTimer::new())
         .header_read_timeout(head_timeout);
+    // The same cap on heads for clients speaking HTTP/2 without TLS (prior knowledge).
+    builder.http2().max_header_list_size(READ_BUFFER as u32);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {

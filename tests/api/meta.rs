@@ -97,6 +97,21 @@ async fn request_heads_up_to_8_kib_are_served_and_larger_ones_get_431() {
     assert_eq!(status(9_000).await, 431);
     // The refusal closed only that connection.
     assert_eq!(status(10).await, 200);
+
+    // The same cap over HTTP/2 with prior knowledge (h2c).
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let over_h2 = |size: usize| {
+        let request = h2
+            .get(app.url("/healthz"))
+            .header("x-padding", "a".repeat(size));
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    };
+    assert_eq!(over_h2(6_000).await.unwrap(), 200);
+    let refused = over_h2(9_000).await;
+    assert!(!matches!(refused, Ok(200)), "{refused:?}");
 }
 
 #[tokio::test]
