@@ -2,6 +2,7 @@
 //! 8 KiB and a deadline for its request heads, until told to stop accepting; then open
 //! connections close gracefully, and any left when the server is dropped are aborted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -41,6 +42,8 @@ pub async fn serve_connections(
         .header_read_timeout(head_timeout);
     // The same cap on heads for clients speaking HTTP/2 without TLS (prior knowledge).
     builder.http2().max_header_list_size(READ_BUFFER as u32);
+    // Shared, not cloned per connection: each connection's task holds only a pointer to it.
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
@@ -63,7 +66,7 @@ pub async fn serve_connections(
         }
         // A `Router` clone shares its routes (an `Arc`), it does not rebuild them.
         let service = TowerToHyperService::new(router.clone());
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let (builder, watcher) = (Arc::clone(&builder), graceful.watcher());
         connections.spawn(async move {
             // The HTTP/1-or-2 sniff before hyper's own head deadline has none of its own.
             if !first_byte(&tcp, head_timeout).await {

@@ -40,10 +40,9 @@ fn splits(bytes: &[u8]) -> Vec<(String, Vec<Bytes>)> {
     plans
 }
 
-/// Replays every `<dir>/*.sse` and checks it against its expected events and outcome.
-pub async fn check_fixtures<D: Decoder>(dir: &str, decoder: impl Fn() -> D) {
-    let root = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<String> = std::fs::read_dir(&root)
+/// The names of the `*.sse` fixtures in `root`, without the extension, sorted.
+pub fn fixture_names(root: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
         .unwrap()
         .filter_map(|e| {
             e.ok()?
@@ -55,6 +54,13 @@ pub async fn check_fixtures<D: Decoder>(dir: &str, decoder: impl Fn() -> D) {
         })
         .collect();
     names.sort();
+    names
+}
+
+/// Replays every `<dir>/*.sse` and checks it against its expected events and outcome.
+pub async fn check_fixtures<D: Decoder>(dir: &str, decoder: impl Fn() -> D) {
+    let root = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+    let names = fixture_names(&root);
     assert!(names.len() >= 4, "{dir}: fixtures missing");
     for name in names {
         let bytes = std::fs::read(format!("{root}/{name}.sse")).unwrap();

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{ChunkState, OpenAiDecoder, normalize};
 use crate::event::{Aggregate, EventBody};
+use crate::providers::fixtures::fixture_names;
 use crate::providers::upstream::decode_sse;
 use crate::providers::{ProviderErrorKind, ProviderEvent};
 
@@ -94,18 +95,7 @@ async fn replay(chunks: Vec<Bytes>) -> Outcome {
 
 #[tokio::test]
 async fn every_fixture_gives_its_expected_events_under_every_split() {
-    let mut names: Vec<_> = std::fs::read_dir(FIXTURES)
-        .unwrap()
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .into_string()
-                .ok()?
-                .strip_suffix(".sse")
-                .map(str::to_owned)
-        })
-        .collect();
-    names.sort();
+    let names = fixture_names(FIXTURES);
     assert!(names.len() >= 12, "fixtures missing: {names:?}");
     for name in names {
         let bytes = std::fs::read(format!("{FIXTURES}/{name}.sse")).unwrap();
